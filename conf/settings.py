@@ -1,0 +1,184 @@
+"""The one settings object of the project.
+
+Every value comes from an environment variable (or `.env`, loaded by the entry point with
+python-dotenv, never at import). Each group below is a frozen pydantic-settings model whose
+env prefix is named in its docstring; `.env.example` lists every variable. Secrets are
+`SecretStr`: they print as `***` and never reach a log line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from dotenv import load_dotenv
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STACK_DIR = REPO_ROOT / ".stack"
+
+
+def _group(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, frozen=True, extra="ignore")
+
+
+class KafkaSettings(BaseSettings):
+    """KAFKA_*: where the broker is and how to authenticate (Confluent Cloud uses SASL_SSL)."""
+
+    model_config = _group("KAFKA_")
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="KAFKA_BOOTSTRAP_SERVERS")
+    security_protocol: Literal["PLAINTEXT", "SASL_SSL", "SASL_PLAINTEXT", "SSL"] = Field(
+        "PLAINTEXT", description="KAFKA_SECURITY_PROTOCOL"
+    )
+    sasl_mechanism: str = Field("PLAIN", description="KAFKA_SASL_MECHANISM")
+    sasl_username: str | None = Field(None, description="KAFKA_SASL_USERNAME (API key)")
+    sasl_password: SecretStr | None = Field(None, description="KAFKA_SASL_PASSWORD (API secret)")
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka (confluent-kafka) settings; contains the secret, never log it."""
+        conf = {"bootstrap.servers": self.bootstrap_servers}
+        if self.security_protocol != "PLAINTEXT":
+            conf["security.protocol"] = self.security_protocol
+        if self.security_protocol.startswith("SASL"):
+            conf["sasl.mechanism"] = self.sasl_mechanism
+            conf["sasl.username"] = self.sasl_username or ""
+            conf["sasl.password"] = (
+                self.sasl_password.get_secret_value() if self.sasl_password else ""
+            )
+        return conf
+
+    def spark_options(self) -> dict[str, str]:
+        """Options for Spark's Kafka source/sink (`kafka.`-prefixed Java client settings)."""
+        opts = {"kafka.bootstrap.servers": self.bootstrap_servers}
+        if self.security_protocol != "PLAINTEXT":
+            opts["kafka.security.protocol"] = self.security_protocol
+        if self.security_protocol.startswith("SASL"):
+            secret = self.sasl_password.get_secret_value() if self.sasl_password else ""
+            module = "org.apache.kafka.common.security.plain.PlainLoginModule"
+            opts["kafka.sasl.mechanism"] = self.sasl_mechanism
+            opts["kafka.sasl.jaas.config"] = (
+                f'{module} required username="{self.sasl_username}" password="{secret}";'
+            )
+        return opts
+
+
+class MongoSettings(BaseSettings):
+    """MONGO_*: the MongoDB-protocol server (local FerretDB, or MongoDB/Atlas)."""
+
+    model_config = _group("MONGO_")
+
+    uri: SecretStr = Field(SecretStr("mongodb://127.0.0.1:27017/"), description="MONGO_URI")
+    database: str = Field("payments", description="MONGO_DATABASE")
+    outcomes_collection: str = Field("order_outcomes", description="MONGO_OUTCOMES_COLLECTION")
+    dead_letters_collection: str = Field("dead_letters", description="MONGO_DEAD_LETTERS_COLLECTION")
+    batches_collection: str = Field("sink_batches", description="MONGO_BATCHES_COLLECTION")
+
+
+class TopicSettings(BaseSettings):
+    """TOPIC_*: Kafka topic names and how they are created."""
+
+    model_config = _group("TOPIC_")
+
+    orders: str = Field("orders", description="TOPIC_ORDERS")
+    payments: str = Field("payments", description="TOPIC_PAYMENTS")
+    dead_letters: str = Field("payments.dead-letters", description="TOPIC_DEAD_LETTERS")
+    outcomes: str = Field("order-outcomes", description="TOPIC_OUTCOMES")
+    partitions: int = Field(3, ge=1, description="TOPIC_PARTITIONS")
+    retention_ms: int = Field(7 * 24 * 3600 * 1000, description="TOPIC_RETENTION_MS")
+
+
+class SparkSettings(BaseSettings):
+    """SPARK_*: the SparkSession and where the query keeps its checkpoint."""
+
+    model_config = _group("SPARK_")
+
+    master: str = Field("local[2]", description="SPARK_MASTER")
+    checkpoint_location: str = Field(
+        str(REPO_ROOT / "checkpoints" / "reconcile"), description="SPARK_CHECKPOINT_LOCATION"
+    )
+    jars_dir: str = Field(str(STACK_DIR / "spark-jars"), description="SPARK_JARS_DIR")
+    packages: str = Field(
+        "", description="SPARK_PACKAGES (e.g. on Dataproc: the Maven coordinate of the connector)"
+    )
+    shuffle_partitions: int = Field(2, ge=1, description="SPARK_SHUFFLE_PARTITIONS")
+    state_store: Literal["rocksdb", "hdfs"] = Field("rocksdb", description="SPARK_STATE_STORE")
+    driver_memory: str = Field("2g", description="SPARK_DRIVER_MEMORY")
+
+
+class PipelineSettings(BaseSettings):
+    """PIPELINE_*: the reconciliation's event-time rules and batching."""
+
+    model_config = _group("PIPELINE_")
+
+    allowed_lateness_s: int = Field(900, ge=0, description="PIPELINE_ALLOWED_LATENESS_S")
+    window_after_s: int = Field(900, ge=0, description="PIPELINE_WINDOW_AFTER_S")
+    skew_before_s: int = Field(120, ge=0, description="PIPELINE_SKEW_BEFORE_S")
+    state_buckets: int = Field(32, ge=1, description="PIPELINE_STATE_BUCKETS")
+    starting_offsets: str = Field("earliest", description="PIPELINE_STARTING_OFFSETS")
+    max_offsets_per_trigger: int | None = Field(
+        200_000, ge=1, description="PIPELINE_MAX_OFFSETS_PER_TRIGGER"
+    )
+    fail_on_data_loss: bool = Field(True, description="PIPELINE_FAIL_ON_DATA_LOSS")
+    trigger_interval_s: float = Field(0.0, ge=0, description="PIPELINE_TRIGGER_INTERVAL_S")
+    publish_outcomes: bool = Field(False, description="PIPELINE_PUBLISH_OUTCOMES (to TOPIC_OUTCOMES)")
+    publish_dead_letters: bool = Field(
+        False, description="PIPELINE_PUBLISH_DEAD_LETTERS (to TOPIC_DEAD_LETTERS)"
+    )
+
+
+class StackSettings(BaseSettings):
+    """STACK_*: the local services that scripts/stack.py starts."""
+
+    model_config = _group("STACK_")
+
+    kafka_port: int = Field(9092, description="STACK_KAFKA_PORT")
+    kafka_controller_port: int = Field(9093, description="STACK_KAFKA_CONTROLLER_PORT")
+    mongo_port: int = Field(27017, description="STACK_MONGO_PORT")
+    dir: str = Field(str(STACK_DIR), description="STACK_DIR")
+    start_timeout_s: float = Field(90.0, description="STACK_START_TIMEOUT_S")
+
+
+class Settings(BaseSettings):
+    """Everything, grouped. Build it once, in the entry point, with `load_settings()`."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    mongo: MongoSettings = Field(default_factory=MongoSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    spark: SparkSettings = Field(default_factory=SparkSettings)
+    pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
+    stack: StackSettings = Field(default_factory=StackSettings)
+
+    @property
+    def kafka_is_local(self) -> bool:
+        """True when the broker is the one scripts/stack.py manages."""
+        return self.kafka.bootstrap_servers == f"127.0.0.1:{self.stack.kafka_port}" or (
+            self.kafka.bootstrap_servers == f"localhost:{self.stack.kafka_port}"
+        )
+
+    @property
+    def mongo_is_local(self) -> bool:
+        uri = self.mongo.uri.get_secret_value()
+        return any(
+            uri.startswith(f"mongodb://{host}:{self.stack.mongo_port}")
+            for host in ("127.0.0.1", "localhost")
+        )
+
+
+def load_settings(env_file: str | Path | None = None, **overrides: object) -> Settings:
+    """Read `.env` (without overriding the real environment), then build the settings.
+
+    `overrides` replace whole groups, e.g. `load_settings(topics=TopicSettings(orders="x"))`.
+    """
+    load_dotenv(env_file or REPO_ROOT / ".env", override=False)
+    return Settings(
+        kafka=KafkaSettings(),
+        mongo=MongoSettings(),
+        topics=TopicSettings(),
+        spark=SparkSettings(),
+        pipeline=PipelineSettings(),
+        stack=StackSettings(),
+    ).model_copy(update=overrides)
