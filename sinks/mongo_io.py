@@ -1,0 +1,142 @@
+"""The foreachBatch writer: the job's output rows -> idempotent upserts into MongoDB.
+
+The only module of the job that talks to MongoDB. A batch is written with unordered
+`bulk_write`s of upserts keyed by `_id` (see `sinks/documents.py`), then a marker
+`{_id: <checkpoint>:<batch_id>, fingerprint}` is stored. A batch Spark replays after a crash is
+either skipped (marker with the same fingerprint: it was fully written) or written again, which
+the upserts make harmless. Transient MongoDB errors are retried with backoff a bounded number of
+times; then the error propagates, the query fails loudly, and a restart resumes from the
+checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from pymongo import ASCENDING, MongoClient
+from pymongo.collection import Collection
+from pymongo.errors import AutoReconnect, BulkWriteError, ConnectionFailure, PyMongoError
+
+from conf.settings import Settings
+from sinks.documents import Plan, Row, plan
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+TRANSIENT = (AutoReconnect, ConnectionFailure)
+CHUNK = 2000
+
+
+class SinkError(RuntimeError):
+    """Writing a batch failed after the retries; the query must stop and restart."""
+
+    code = "SINK_WRITE_FAILED"
+
+
+def retry(fn: Callable[[], T], what: str, attempts: int = 5, base_delay: float = 0.2) -> T:
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except TRANSIENT as exc:
+            if attempt == attempts:
+                raise SinkError(f"{what} failed after {attempts} attempts: {type(exc).__name__}") from exc
+            delay = base_delay * 2 ** (attempt - 1)
+            logger.warning("transient mongo error what=%s attempt=%d retry_in=%.1fs error=%s",
+                           what, attempt, delay, type(exc).__name__)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+class MongoSink:
+    """Callable for `writeStream.foreachBatch`. Picklable settings only; the client is lazy."""
+
+    def __init__(self, settings: Settings, publish: Callable[[Any, int], None] | None = None,
+                 on_batch: Callable[[int, Plan, float], None] | None = None) -> None:
+        self.settings = settings
+        self.publish = publish
+        self.on_batch = on_batch
+        self._client: MongoClient[dict[str, Any]] | None = None
+
+    @property
+    def client(self) -> MongoClient[dict[str, Any]]:
+        if self._client is None:
+            self._client = MongoClient(self.settings.mongo.uri.get_secret_value(),
+                                       serverSelectionTimeoutMS=10_000)
+        return self._client
+
+    def collection(self, name: str) -> Collection[dict[str, Any]]:
+        return self.client[self.settings.mongo.database][name]
+
+    def ensure_indexes(self) -> None:
+        m = self.settings.mongo
+        outcomes = self.collection(m.outcomes_collection)
+        retry(lambda: outcomes.create_index([("status", ASCENDING)]), "create_index")
+        retry(lambda: outcomes.create_index([("final", ASCENDING)]), "create_index")
+        retry(lambda: outcomes.create_index([("order_id", ASCENDING)]), "create_index")
+        dead = self.collection(m.dead_letters_collection)
+        retry(lambda: dead.create_index([("reason", ASCENDING)]), "create_index")
+
+    def marker_id(self, batch_id: int) -> str:
+        return f"{self.settings.spark.checkpoint_location}:{batch_id}"
+
+    def write(self, name: str, ops: Sequence[Any], batch_id: int) -> None:
+        coll = self.collection(name)
+        for i in range(0, len(ops), CHUNK):
+            chunk = ops[i : i + CHUNK]
+            try:
+                retry(lambda c=chunk: coll.bulk_write(c, ordered=False), f"bulk_write {name}")
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                raise SinkError(
+                    f"batch_id={batch_id} collection={name} write errors={len(errors)} "
+                    f"first={errors[0].get('errmsg') if errors else None}"
+                ) from exc
+
+    def write_rows(self, rows: list[Row], batch_id: int) -> Plan | None:
+        """Write one batch's rows; returns the plan, or None when the batch was already written."""
+        m = self.settings.mongo
+        p = plan(rows, int(time.time() * 1000))
+        markers = self.collection(m.batches_collection)
+        marker = retry(lambda: markers.find_one({"_id": self.marker_id(batch_id)}), "find marker")
+        if marker and marker.get("fingerprint") == p.fingerprint:
+            logger.info("batch already written batch_id=%s rows=%d: skipped", batch_id, len(rows))
+            return None
+        self.write(m.outcomes_collection, p.outcomes, batch_id)
+        self.write(m.dead_letters_collection, p.dead_letters, batch_id)
+        retry(
+            lambda: markers.replace_one(
+                {"_id": self.marker_id(batch_id)},
+                {"fingerprint": p.fingerprint, "rows": len(rows), "counts": p.counts,
+                 "written_at": int(time.time() * 1000)},
+                upsert=True,
+            ),
+            "write marker",
+        )
+        return p
+
+    def __call__(self, batch_df: Any, batch_id: int) -> None:
+        started = time.monotonic()
+        pdf = batch_df.toPandas()
+        rows = [
+            Row(k, d, doc, raw, None if ts is None or ts != ts else int(ts))
+            for k, d, doc, raw, ts in zip(
+                pdf["kind"].tolist(), pdf["doc_id"].tolist(), pdf["doc"].tolist(),
+                pdf["raw"].tolist(), pdf["kafka_ts"].tolist(), strict=True,
+            )
+        ]
+        try:
+            p = self.write_rows(rows, batch_id)
+        except PyMongoError as exc:
+            raise SinkError(f"batch_id={batch_id} mongo error {type(exc).__name__}: {exc}") from exc
+        if self.publish is not None and rows:
+            self.publish(batch_df, batch_id)
+        elapsed = time.monotonic() - started
+        if p is not None:
+            logger.info("batch written batch_id=%s rows=%d outcomes=%d dead_letters=%d counts=%s "
+                        "seconds=%.3f", batch_id, len(rows), len(p.outcomes), len(p.dead_letters),
+                        p.counts, elapsed)
+            if self.on_batch is not None:
+                self.on_batch(batch_id, p, elapsed)

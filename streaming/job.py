@@ -1,0 +1,179 @@
+"""The streaming query: Kafka (orders, payments) -> parse -> per-bucket state -> foreachBatch.
+
+    orders topic --parse--> events --withWatermark--\
+                                                      union -> groupBy(bucket)
+    payments topic --parse--> events --withWatermark-/   .applyInPandasWithState(step)
+                                                           -> foreachBatch(MongoSink)
+
+Each topic has its own watermark; Spark's global watermark is the minimum of the two, so a topic
+read ahead of the other never makes the other's events late. Malformed records travel the same
+path (without event time) and come out as dead letters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import pickle
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as sf
+from pyspark.sql import types as T
+from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.streaming.state import GroupState, GroupStateTimeout
+
+from conf.settings import Settings
+from streaming import parse
+from streaming.rules import Rules
+from streaming.state import DEAD_LETTER, EVENT_COLUMNS, ORDER, PAYMENT, Output, dead_letter_doc
+from streaming.state import dead_letter_id, empty_state, step
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_SCHEMA = T.StructType(
+    [
+        T.StructField("kind", T.StringType()),
+        T.StructField("doc_id", T.StringType()),
+        T.StructField("doc", T.StringType()),  # JSON of the computed document
+        T.StructField("raw", T.StringType()),
+        T.StructField("kafka_ts", T.LongType()),
+    ]
+)
+NEVER_LATE = dt.datetime(2200, 1, 1, tzinfo=dt.timezone.utc)  # within pandas ns range
+_INT_COLUMNS = frozenset({"event_ts", "amount", "kafka_ts", "partition", "offset"})
+STATE_SCHEMA = T.StructType([T.StructField("blob", T.BinaryType())])
+
+
+def rules_of(s: Settings) -> Rules:
+    p = s.pipeline
+    return Rules.from_seconds(p.window_after_s, p.skew_before_s, p.allowed_lateness_s)
+
+
+def read_topic(spark: SparkSession, s: Settings, topic: str) -> DataFrame:
+    reader = spark.readStream.format("kafka").options(**s.kafka.spark_options())
+    reader = reader.option("subscribe", topic)
+    reader = reader.option("startingOffsets", s.pipeline.starting_offsets)
+    reader = reader.option("failOnDataLoss", str(s.pipeline.fail_on_data_loss).lower())
+    if s.pipeline.max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", s.pipeline.max_offsets_per_trigger)
+    return reader.load()
+
+
+def _frame(outputs: list[Output]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "kind": [o.kind for o in outputs],
+            "doc_id": [o.doc_id for o in outputs],
+            "doc": [json.dumps(o.doc, separators=(",", ":")) for o in outputs],
+            "raw": [o.raw for o in outputs],
+            "kafka_ts": pd.array([o.kafka_ts for o in outputs], dtype="Int64"),
+        }
+    )
+
+
+def _event_tuples(pdf: pd.DataFrame) -> list[tuple[Any, ...]]:
+    """Valid rows as plain Python tuples in EVENT_COLUMNS order (Arrow hands nullable longs over
+    as floats; valid events have no nulls there, so they are cast back to int)."""
+    cols = []
+    for c in EVENT_COLUMNS:
+        col = pdf[c]
+        if c in _INT_COLUMNS:
+            col = col.astype("int64")
+        cols.append(col.tolist())
+    return list(zip(*cols, strict=True))
+
+
+def _dead_letters(pdf: pd.DataFrame) -> list[Output]:
+    out = []
+    for topic, partition, offset, key, raw, reason, kafka_ts in zip(
+        pdf["topic"].tolist(), pdf["partition"].astype("int64").tolist(),
+        pdf["offset"].astype("int64").tolist(), pdf["order_id"].tolist(), pdf["raw"].tolist(),
+        pdf["reason"].tolist(), pdf["kafka_ts"].astype("int64").tolist(), strict=True,
+    ):
+        ev = (parse.MALFORMED, key, None, None, None, None, None, kafka_ts, topic, partition,
+              offset, raw)
+        out.append(Output(DEAD_LETTER, dead_letter_id(topic, partition, offset),
+                          dead_letter_doc(ev, reason), raw=raw, kafka_ts=kafka_ts))
+    return out
+
+
+def make_state_func(rules: Rules):  # type: ignore[no-untyped-def]
+    """The applyInPandasWithState function: unpickle a bucket, `step` it, pickle it back."""
+
+    def reconcile_bucket(
+        key: tuple[Any, ...], pdfs: Iterator[pd.DataFrame], state: GroupState
+    ) -> Iterator[pd.DataFrame]:
+        bucket_state = pickle.loads(state.get[0]) if state.exists else empty_state()
+        watermark = state.getCurrentWatermarkMs()
+        malformed: list[Output] = []
+        events: list[tuple[Any, ...]] = []
+        if not state.hasTimedOut:
+            for pdf in pdfs:
+                bad = (pdf["kind"] == parse.MALFORMED).to_numpy()
+                if bad.any():
+                    malformed.extend(_dead_letters(pdf[bad]))
+                    pdf = pdf[~bad]
+                events.extend(_event_tuples(pdf))
+        res = step(bucket_state, events, watermark, rules)
+        if bucket_state["orders"] or bucket_state["pending"]:
+            state.update((pickle.dumps(bucket_state, protocol=5),))
+            if res.next_close_ts is not None:
+                state.setTimeoutTimestamp(max(res.next_close_ts, watermark + 1))
+        elif state.exists:
+            state.remove()
+        outputs = malformed + res.outputs
+        if outputs:
+            yield _frame(outputs)
+
+    return reconcile_bucket
+
+
+def build_outputs(spark: SparkSession, s: Settings) -> DataFrame:
+    """The streaming DataFrame of documents to write (see OUTPUT_SCHEMA)."""
+    lateness = f"{s.pipeline.allowed_lateness_s} seconds"
+    buckets = s.pipeline.state_buckets
+    orders = parse.events(read_topic(spark, s, s.topics.orders), ORDER, buckets)
+    payments = parse.events(read_topic(spark, s, s.topics.payments), PAYMENT, buckets)
+    events = orders.withWatermark("event_time", lateness).unionByName(
+        payments.withWatermark("event_time", lateness)
+    )
+    # Spark silently drops rows behind the watermark before a stateful operator, judged on the
+    # watermarked column the operator's input carries. A second watermark on a constant
+    # far-future column moves that mark off `event_time` (Spark keeps it on the newest
+    # watermarked column) without moving the watermark itself (the global one is the minimum).
+    # Late rows thus reach `step`, which dead-letters them as `late` instead of losing them.
+    events = (
+        events.withColumn("never_late", sf.lit(NEVER_LATE))
+        .withWatermark("never_late", "0 seconds")
+        .drop("event_time")
+    )
+    return events.groupBy("bucket").applyInPandasWithState(
+        make_state_func(rules_of(s)),
+        OUTPUT_SCHEMA,
+        STATE_SCHEMA,
+        "Update",
+        GroupStateTimeout.EventTimeTimeout,
+    )
+
+
+def start_query(spark: SparkSession, s: Settings, sink, *, available_now: bool = False,  # type: ignore[no-untyped-def]
+                query_name: str = "reconcile") -> StreamingQuery:
+    writer = (
+        build_outputs(spark, s)
+        .writeStream.queryName(query_name)
+        .outputMode("update")
+        .foreachBatch(sink)
+        .option("checkpointLocation", s.spark.checkpoint_location)
+    )
+    if available_now:
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=f"{s.pipeline.trigger_interval_s} seconds")
+    query = writer.start()
+    logger.info("query started name=%s id=%s checkpoint=%s", query_name, query.id,
+                s.spark.checkpoint_location)
+    return query

@@ -1,0 +1,71 @@
+"""Builds the SparkSession the job runs in, with Spark's Kafka source on its classpath."""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from pathlib import Path
+
+from conf.settings import SparkSettings
+
+ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
+HDFS_PROVIDER = "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider"
+
+
+def connector_jars(spark: SparkSettings) -> list[str]:
+    """Local jars from scripts/setup.sh; empty when SPARK_PACKAGES names them instead."""
+    if spark.packages:
+        return []
+    jars = sorted(glob.glob(str(Path(spark.jars_dir) / "*.jar")))
+    if not any("spark-sql-kafka" in j for j in jars):
+        raise FileNotFoundError(
+            f"Spark's Kafka source is not in {spark.jars_dir}: run scripts/setup.sh, "
+            "or set SPARK_PACKAGES=org.apache.spark:spark-sql-kafka-0-10_2.13:<spark version>"
+        )
+    return jars
+
+
+def session_conf(spark: SparkSettings) -> dict[str, str]:
+    conf = {
+        "spark.sql.shuffle.partitions": str(spark.shuffle_partitions),
+        "spark.sql.streaming.stateStore.providerClass": (
+            ROCKSDB_PROVIDER if spark.state_store == "rocksdb" else HDFS_PROVIDER
+        ),
+        "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+        "spark.sql.session.timeZone": "UTC",
+        # The job has one stateful operator and re-declares the watermark column before it so
+        # that late rows reach the state function (streaming/job.py); that redefinition is
+        # allowed only with this set to false.
+        "spark.sql.streaming.statefulOperator.allowMultiple": "false",
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.memory": spark.driver_memory,
+        "spark.sql.adaptive.enabled": "false",
+        "spark.python.worker.reuse": "true",
+    }
+    jars = connector_jars(spark)
+    if jars:
+        conf["spark.jars"] = ",".join(jars)
+    if spark.packages:
+        conf["spark.jars.packages"] = spark.packages
+    return conf
+
+
+def build_session(spark: SparkSettings, app_name: str = "payments-reconciliation"):  # type: ignore[no-untyped-def]
+    """A SparkSession for `spark.master` (ignored under spark-submit, which sets its own)."""
+    from pyspark.sql import SparkSession
+
+    # the Python workers must run the same interpreter as the driver (the project's venv)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # pyspark 4.0's own Arrow serializer trips a pandas FutureWarning on every batch
+    os.environ.setdefault("PYTHONWARNINGS", "ignore::FutureWarning")
+    builder = SparkSession.builder.appName(app_name)
+    if "SPARK_SUBMIT_OPTS" not in os.environ and not os.environ.get("SPARK_ENV_LOADED"):
+        builder = builder.master(spark.master)
+    for key, value in session_conf(spark).items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    session.sparkContext.setLogLevel("WARN")
+    return session

@@ -1,0 +1,202 @@
+"""The reconciliation state step: plain Python, no Spark.
+
+One *bucket* of orders (all order_ids hashing to the same bucket) is reconciled at a time:
+`step(state, events, watermark, rules)` folds a micro-batch of that bucket's events into its
+state and returns the documents to upsert. Spark calls it once per bucket per batch through
+`applyInPandasWithState` (`streaming/job.py`), so Python runs once for many orders, not once
+per order.
+
+State (plain dicts and lists, so it pickles small and stays readable):
+    orders:  {order_id: [order_ts, amount, currency, {payment_id: [amount, method, payment_ts]},
+                         kafka_ts_max]}
+    pending: {order_id: {payment_id: [amount, method, payment_ts, currency]}}
+             payments no order has claimed yet (their order is not here, or they fall outside
+             its window); they become ORPHAN_PAYMENT documents when their window closes.
+
+Rules (see `streaming/rules.py`): duplicates never change anything (first order_id, first
+payment_id win); an event below the watermark is a `late` dead letter; an order's outcome is
+final when the watermark passes its window; every change of an order emits its whole computed
+outcome, so an upsert of the latest one is the truth, whatever was replayed before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from producers.events import Reason
+from streaming.rules import Rules, Status, status_of
+
+# Event tuples handed to `step`, in this column order (the Spark adapter builds them):
+EVENT_COLUMNS = (
+    "kind", "order_id", "payment_id", "event_ts", "amount", "currency", "method",
+    "kafka_ts", "topic", "partition", "offset", "raw",
+)
+ORDER, PAYMENT = "order", "payment"
+
+# Output kinds and the document fields the sink writes (one place for their names).
+OUTCOME, ORPHAN, DEAD_LETTER = "outcome", "orphan", "dead_letter"
+
+
+@dataclass(slots=True)
+class Output:
+    kind: str  # OUTCOME | ORPHAN | DEAD_LETTER
+    doc_id: str
+    doc: dict[str, Any]
+    raw: str | None = None  # the order's raw JSON on first sight; the late event's raw value
+    kafka_ts: int | None = None  # newest Kafka timestamp that changed this document
+
+
+@dataclass(slots=True)
+class StepStats:
+    events: int = 0
+    duplicates: int = 0
+    late: int = 0
+    closed: int = 0
+    orphaned: int = 0
+
+
+@dataclass(slots=True)
+class StepResult:
+    outputs: list[Output] = field(default_factory=list)
+    stats: StepStats = field(default_factory=StepStats)
+    next_close_ts: int | None = None  # earliest close of what is left; a timer for Spark
+
+
+def empty_state() -> dict[str, Any]:
+    return {"orders": {}, "pending": {}}
+
+
+def outcome_doc(order_id: str, entry: list[Any], final: bool) -> dict[str, Any]:
+    order_ts, amount, currency, payments, _ = entry
+    paid = sum(p[0] for p in payments.values())
+    ordered = sorted(payments.items(), key=lambda kv: (kv[1][2], kv[0]))
+    return {
+        "order_id": order_id,
+        "status": status_of(amount, paid, final).value,
+        "final": final,
+        "amount": amount,
+        "paid": paid,
+        "balance": amount - paid,
+        "currency": currency,
+        "order_ts": order_ts,
+        "payment_ids": [pid for pid, _ in ordered],
+        "payments": [
+            {"payment_id": pid, "amount": p[0], "method": p[1], "payment_ts": p[2]}
+            for pid, p in ordered
+        ],
+        "first_payment_delay_ms": (ordered[0][1][2] - order_ts) if ordered else None,
+    }
+
+
+def orphan_doc(payment_id: str, order_id: str, p: list[Any]) -> dict[str, Any]:
+    amount, method, payment_ts, currency = p
+    return {
+        "payment_id": payment_id,
+        "order_id": order_id,
+        "status": Status.ORPHAN_PAYMENT.value,
+        "final": True,
+        "amount": amount,
+        "currency": currency,
+        "method": method,
+        "payment_ts": payment_ts,
+    }
+
+
+def dead_letter_doc(ev: tuple[Any, ...], reason: str) -> dict[str, Any]:
+    return {
+        "topic": ev[8],
+        "partition": ev[9],
+        "offset": ev[10],
+        "key": ev[1],
+        "reason": reason,
+        "event_ts": ev[3],
+    }
+
+
+def dead_letter_id(topic: str, partition: int, offset: int) -> str:
+    return f"{topic}:{partition}:{offset}"
+
+
+def step(
+    state: dict[str, Any], events: Iterable[tuple[Any, ...]], watermark: int, rules: Rules
+) -> StepResult:
+    """Fold one batch of one bucket's events into `state` (mutated) and close what the watermark
+    has passed. `watermark` is Spark's for this batch (epoch ms; <= 0 before the first one)."""
+    orders: dict[str, list[Any]] = state["orders"]
+    pending: dict[str, dict[str, list[Any]]] = state["pending"]
+    res = StepResult()
+    changed: dict[str, None] = {}  # order_ids to emit, in first-change order
+    first_seen: dict[str, str] = {}  # order_id -> raw order JSON, emitted once with the outcome
+    payments: list[tuple[Any, ...]] = []
+
+    for ev in events:
+        res.stats.events += 1
+        kind, order_id, event_ts = ev[0], ev[1], ev[3]
+        if rules.is_late(event_ts, watermark):
+            res.stats.late += 1
+            res.outputs.append(
+                Output(DEAD_LETTER, dead_letter_id(ev[8], ev[9], ev[10]),
+                       dead_letter_doc(ev, Reason.LATE.value), raw=ev[11], kafka_ts=ev[7])
+            )
+        elif kind == ORDER:
+            if order_id in orders:
+                res.stats.duplicates += 1
+                continue
+            orders[order_id] = [event_ts, ev[4], ev[5], {}, ev[7]]
+            first_seen[order_id] = ev[11]
+            changed[order_id] = None
+            for pid, p in list(pending.get(order_id, {}).items()):
+                if rules.matches(event_ts, p[2]):
+                    orders[order_id][3][pid] = p[:3]
+                    del pending[order_id][pid]
+            if order_id in pending and not pending[order_id]:
+                del pending[order_id]
+        else:
+            payments.append(ev)
+
+    # Payments after orders, so a payment and its order in one batch meet whatever their order.
+    for ev in payments:
+        order_id, payment_id, event_ts = ev[1], ev[2], ev[3]
+        entry = orders.get(order_id)
+        if (entry is not None and payment_id in entry[3]) or payment_id in pending.get(
+            order_id, ()
+        ):
+            res.stats.duplicates += 1
+            continue
+        if entry is not None and rules.matches(entry[0], event_ts):
+            entry[3][payment_id] = [ev[4], ev[6], event_ts]
+            entry[4] = max(entry[4], ev[7])
+            changed[order_id] = None
+        else:
+            pending.setdefault(order_id, {})[payment_id] = [ev[4], ev[6], event_ts, ev[5]]
+
+    # Close what the watermark has passed: final outcomes and orphan payments.
+    for order_id, entry in list(orders.items()):
+        if rules.is_closed(rules.order_close_ts(entry[0]), watermark):
+            res.stats.closed += 1
+            changed.pop(order_id, None)
+            res.outputs.append(_outcome(order_id, entry, True, first_seen.get(order_id)))
+            del orders[order_id]
+    for order_id, by_id in list(pending.items()):
+        for pid, p in list(by_id.items()):
+            if rules.is_closed(rules.orphan_close_ts(p[2]), watermark):
+                res.stats.orphaned += 1
+                res.outputs.append(Output(ORPHAN, pid, orphan_doc(pid, order_id, p)))
+                del by_id[pid]
+        if not by_id:
+            del pending[order_id]
+
+    for order_id in changed:
+        res.outputs.append(_outcome(order_id, orders[order_id], False, first_seen.get(order_id)))
+
+    closes = [rules.order_close_ts(e[0]) for e in orders.values()]
+    closes += [rules.orphan_close_ts(p[2]) for by_id in pending.values() for p in by_id.values()]
+    res.next_close_ts = min(closes) if closes else None
+    return res
+
+
+def _outcome(order_id: str, entry: list[Any], final: bool, raw: str | None) -> Output:
+    return Output(OUTCOME, order_id, outcome_doc(order_id, entry, final), raw=raw,
+                  kafka_ts=entry[4])
