@@ -22,7 +22,6 @@ from typing import Any
 
 from producers.events import (
     FIELD_TYPES,
-    ITEM_FIELDS,
     ORDER_FIELDS,
     PAYMENT_FIELDS,
     SCHEMA_VERSION,

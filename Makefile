@@ -1,0 +1,51 @@
+# The front door. `make run` runs the pipeline end to end on the local stack; `make test` runs the
+# tests. Both install what they need first (scripts/setup.sh is idempotent and quick once done).
+PY := .venv/bin/python
+SEED ?= 42
+ORDERS ?= 2000
+
+.PHONY: setup up down status logs topics run test unit lint bench-produce bench-pipeline clean
+
+setup:
+	bash scripts/setup.sh
+
+up: setup
+	$(PY) -m scripts.stack up
+
+down:
+	$(PY) -m scripts.stack down
+
+status:
+	$(PY) -m scripts.stack status
+
+logs:
+	$(PY) -m scripts.stack logs
+
+topics: up
+	$(PY) -m producers.topics
+
+# End to end: stack up, topics, a seeded dirty scenario into Kafka (with its ground truth), the
+# streaming job over everything in Kafka, a summary of outcomes, and the check against the truth.
+run: topics
+	$(PY) -m producers.simulate --seed $(SEED) --orders $(ORDERS) --truth .stack/run-truth.json
+	$(PY) -m streaming --available-now --summary
+	$(PY) -m scripts.check_truth .stack/run-truth.json
+
+test: setup
+	$(PY) -m pytest
+
+unit: setup
+	$(PY) -m pytest tests/unit
+
+lint:
+	.venv/bin/ruff check producers streaming sinks conf scripts tests
+	.venv/bin/mypy
+
+bench-produce: up
+	$(PY) scripts/bench_produce.py
+
+bench-pipeline: up
+	$(PY) scripts/bench_pipeline.py
+
+clean: down
+	rm -rf .stack/kafka/data .stack/ferretdb/data checkpoints

@@ -1,0 +1,92 @@
+"""Run the reconciliation job.
+
+    python -m streaming [--available-now] [--summary]
+    spark-submit streaming/main.py ...      (same flags; on Dataproc set SPARK_PACKAGES)
+
+Settings come from the environment and `.env` (see .env.example). SIGTERM or Ctrl-C stops the
+query after the batch in flight; a restart resumes from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from typing import Any
+
+from conf.settings import load_settings
+
+logger = logging.getLogger("streaming")
+
+
+def summary(settings: Any) -> dict[str, int]:
+    """Outcomes by status and dead letters by reason, as stored in MongoDB."""
+    from pymongo import MongoClient
+
+    m = settings.mongo
+    with MongoClient(m.uri.get_secret_value(), serverSelectionTimeoutMS=10_000) as client:
+        db = client[m.database]
+        counts: dict[str, int] = {}
+        for doc in db[m.outcomes_collection].find({}, {"status": 1, "final": 1}):
+            key = f"{doc['status']}{'' if doc.get('final') else ' (provisional)'}"
+            counts[key] = counts.get(key, 0) + 1
+        for doc in db[m.dead_letters_collection].find({}, {"reason": 1}):
+            key = f"dead letter: {doc['reason'].split(':')[0]}"
+            counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m streaming", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--available-now", action="store_true",
+                        help="process what is in Kafka now, then stop (Trigger.AvailableNow)")
+    parser.add_argument("--summary", action="store_true",
+                        help="print outcomes by status and dead letters by reason at the end")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    settings = load_settings()
+
+    from sinks.mongo_io import MongoSink
+    from streaming.job import start_query
+    from streaming.session import build_session
+
+    spark = build_session(settings.spark)
+    sink = MongoSink(settings)
+    sink.ensure_indexes()
+    query = start_query(spark, settings, sink, available_now=args.available_now)
+
+    stopping = threading.Event()
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        logger.info("signal=%s: stopping after the current batch", signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    while query.isActive and not stopping.is_set():
+        query.awaitTermination(1.0)
+    if query.isActive:
+        # stop() interrupts; wait for the batch in flight to commit first
+        while query.isActive and query.status.get("isTriggerActive"):
+            stopping.wait(0.2)
+        query.stop()
+    if query.exception() is not None:
+        logger.error("query failed: %s", query.exception())
+        return 1
+    progress = query.lastProgress or {}
+    logger.info("query stopped last_batch_id=%s", progress.get("batchId"))
+    if args.summary:
+        for key, n in summary(settings).items():
+            print(f"{key:40} {n:>8}")
+    spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

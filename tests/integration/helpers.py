@@ -1,0 +1,45 @@
+"""Small I/O helpers shared by the integration tests (real Kafka, real MongoDB-protocol server)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from pymongo import MongoClient
+
+from conf.settings import Settings
+
+
+def create_topics(s: Settings, partitions: int = 3) -> None:
+    admin = AdminClient(s.kafka.client_config())
+    futures = admin.create_topics(
+        [NewTopic(t, partitions, 1) for t in (s.topics.orders, s.topics.payments)]
+    )
+    for f in futures.values():
+        f.result(30)
+
+
+def produce(s: Settings, records: Iterable[tuple[str, str | None, bytes]]) -> int:
+    """(topic, key, value) records, acknowledged by the broker before returning."""
+    p = Producer({**s.kafka.client_config(), "enable.idempotence": True, "acks": "all"})
+    failed: list[Any] = []
+    n = 0
+    for topic, key, value in records:
+        p.produce(topic, key=key, value=value,
+                  on_delivery=lambda err, _m: failed.append(err) if err else None)
+        p.poll(0)
+        n += 1
+    assert p.flush(30) == 0
+    assert not failed, failed[:3]
+    return n
+
+
+def mongo_db(s: Settings) -> Any:
+    client: MongoClient[dict[str, Any]] = MongoClient(s.mongo.uri.get_secret_value())
+    return client[s.mongo.database]
+
+
+def docs(s: Settings, collection: str) -> dict[str, dict[str, Any]]:
+    return {d["_id"]: d for d in mongo_db(s)[collection].find()}

@@ -1,0 +1,59 @@
+"""Kafka -> Spark (Spark's own Kafka source) -> MongoDB, on the real local stack."""
+
+from __future__ import annotations
+
+import pytest
+
+from conf.settings import Settings
+from producers.events import Item, Order, Payment
+from producers.serde import encode, key_of
+from sinks.mongo_io import MongoSink
+from streaming.job import start_query
+from tests.integration.helpers import create_topics, docs, produce
+
+pytestmark = pytest.mark.integration
+T0 = 1_767_225_600_000
+MIN = 60_000
+
+
+def _order(i: int, ts: int, amount: int = 2500) -> Order:
+    return Order(f"o{i}", "c1", "s1", "web", (Item("p1", "toys", 1, amount),), amount, "EUR",
+                 ts, ts + 50)
+
+
+def _payment(pid: str, oid: str, ts: int, amount: int = 2500) -> Payment:
+    return Payment(pid, oid, "card", amount, "EUR", ts, ts + 50)
+
+
+def test_kafka_to_spark_to_mongo(spark, pipeline_settings: Settings) -> None:
+    s = pipeline_settings
+    create_topics(s)
+    events = [_order(i, T0 + i * MIN) for i in range(6)]
+    events += [_payment("p0", "o0", T0 + 30_000), _payment("p1", "o1", T0 + MIN + 1, 2000),
+               _payment("p9", "o9", T0 + 2 * MIN)]
+    records = [(s.topics.orders if isinstance(e, Order) else s.topics.payments,
+                key_of(e.order_id), encode(e)) for e in events]
+    records.append((s.topics.payments, b"o2", b'{"payment_id": 7'))
+    produce(s, records)
+
+    sink = MongoSink(s)
+    sink.ensure_indexes()
+    query = start_query(spark, s, sink)
+    try:
+        query.processAllAvailable()
+    finally:
+        query.stop()
+
+    out = docs(s, s.mongo.outcomes_collection)
+    assert {k: out[k]["status"] for k in out} == {
+        "o0": "PAID", "o1": "UNDERPAID", "o2": "PENDING", "o3": "PENDING", "o4": "PENDING",
+        "o5": "PENDING",
+    }
+    assert out["o0"]["payment_ids"] == ["p0"] and out["o0"]["paid"] == 2500
+    assert out["o1"]["balance"] == 500
+    assert out["o0"]["order"]["customer_id"] == "c1"  # the order's own fields are stored
+    assert all(not d["final"] for d in out.values())  # 5 min of event time < 15 min window
+    dead = docs(s, s.mongo.dead_letters_collection)
+    assert [(d["reason"], d["raw"]) for d in dead.values()] == [
+        ("invalid_json", '{"payment_id": 7')
+    ]
