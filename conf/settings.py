@@ -72,7 +72,9 @@ class MongoSettings(BaseSettings):
     uri: SecretStr = Field(SecretStr("mongodb://127.0.0.1:27017/"), description="MONGO_URI")
     database: str = Field("payments", description="MONGO_DATABASE")
     outcomes_collection: str = Field("order_outcomes", description="MONGO_OUTCOMES_COLLECTION")
-    dead_letters_collection: str = Field("dead_letters", description="MONGO_DEAD_LETTERS_COLLECTION")
+    dead_letters_collection: str = Field(
+        "dead_letters", description="MONGO_DEAD_LETTERS_COLLECTION"
+    )
     batches_collection: str = Field("sink_batches", description="MONGO_BATCHES_COLLECTION")
 
 
@@ -122,7 +124,13 @@ class PipelineSettings(BaseSettings):
     )
     fail_on_data_loss: bool = Field(True, description="PIPELINE_FAIL_ON_DATA_LOSS")
     trigger_interval_s: float = Field(0.0, ge=0, description="PIPELINE_TRIGGER_INTERVAL_S")
-    publish_outcomes: bool = Field(False, description="PIPELINE_PUBLISH_OUTCOMES (to TOPIC_OUTCOMES)")
+    publish_outcomes: bool = Field(
+        False, description="PIPELINE_PUBLISH_OUTCOMES (to TOPIC_OUTCOMES)"
+    )
+    # Fault injection for the crash test: pause (so a test can kill -9 the process) in the middle
+    # of writing this batch id, after touching the flag file. Unset in normal runs.
+    fault_pause_at_batch: int | None = Field(None, description="PIPELINE_FAULT_PAUSE_AT_BATCH")
+    fault_flag_file: str | None = Field(None, description="PIPELINE_FAULT_FLAG_FILE")
     publish_dead_letters: bool = Field(
         False, description="PIPELINE_PUBLISH_DEAD_LETTERS (to TOPIC_DEAD_LETTERS)"
     )

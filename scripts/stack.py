@@ -151,9 +151,19 @@ def prepare_kafka(s: Settings) -> None:
     if (data / "meta.properties").exists():
         return
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-    cmd = ["java", "-cp", _java_cp(svc.home), f"-Dlog4j2.configurationFile={config / 'log4j2.properties'}",
-           f"-Dkafka.logs.dir={svc.home / 'logs'}", "kafka.tools.StorageTool", "format",
-           "-t", cluster_id, "-c", str(config / "server.properties")]
+    cmd = [
+        "java",
+        "-cp",
+        _java_cp(svc.home),
+        f"-Dlog4j2.configurationFile={config / 'log4j2.properties'}",
+        f"-Dkafka.logs.dir={svc.home / 'logs'}",
+        "kafka.tools.StorageTool",
+        "format",
+        "-t",
+        cluster_id,
+        "-c",
+        str(config / "server.properties"),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if done.returncode != 0:
         raise StackError(f"formatting KRaft storage failed:\n{done.stdout}\n{done.stderr}")
@@ -190,8 +200,12 @@ def start(svc: Service) -> int:
     svc.home.mkdir(parents=True, exist_ok=True)
     with open(svc.log_file, "ab") as log:
         proc = subprocess.Popen(
-            svc.cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=svc.home,
+            svc.cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=svc.home,
         )
     svc.pid_file.write_text(str(proc.pid))
     logger.info("started service=%s pid=%s", svc.name, proc.pid)
@@ -299,8 +313,11 @@ def status(s: Settings) -> dict[str, bool]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m scripts.stack", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m scripts.stack",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("command", choices=["up", "down", "status", "logs"])
     parser.add_argument("service", nargs="?", choices=["kafka", "mongo"], default=None)
     args = parser.parse_args(argv)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pymongo import ASCENDING, MongoClient
@@ -21,6 +22,7 @@ from pymongo.collection import Collection
 from pymongo.errors import AutoReconnect, BulkWriteError, ConnectionFailure, PyMongoError
 
 from conf.settings import Settings
+from sinks import metrics
 from sinks.documents import Plan, Row, plan
 
 logger = logging.getLogger(__name__)
@@ -42,10 +44,17 @@ def retry(fn: Callable[[], T], what: str, attempts: int = 5, base_delay: float =
             return fn()
         except TRANSIENT as exc:
             if attempt == attempts:
-                raise SinkError(f"{what} failed after {attempts} attempts: {type(exc).__name__}") from exc
+                raise SinkError(
+                    f"{what} failed after {attempts} attempts: {type(exc).__name__}"
+                ) from exc
             delay = base_delay * 2 ** (attempt - 1)
-            logger.warning("transient mongo error what=%s attempt=%d retry_in=%.1fs error=%s",
-                           what, attempt, delay, type(exc).__name__)
+            logger.warning(
+                "transient mongo error what=%s attempt=%d retry_in=%.1fs error=%s",
+                what,
+                attempt,
+                delay,
+                type(exc).__name__,
+            )
             time.sleep(delay)
     raise AssertionError("unreachable")
 
@@ -53,8 +62,12 @@ def retry(fn: Callable[[], T], what: str, attempts: int = 5, base_delay: float =
 class MongoSink:
     """Callable for `writeStream.foreachBatch`. Picklable settings only; the client is lazy."""
 
-    def __init__(self, settings: Settings, publish: Callable[[Any, int], None] | None = None,
-                 on_batch: Callable[[int, Plan, float], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        publish: Callable[[Any, int], None] | None = None,
+        on_batch: Callable[[int, Plan, float, list[int]], None] | None = None,
+    ) -> None:
         self.settings = settings
         self.publish = publish
         self.on_batch = on_batch
@@ -63,8 +76,9 @@ class MongoSink:
     @property
     def client(self) -> MongoClient[dict[str, Any]]:
         if self._client is None:
-            self._client = MongoClient(self.settings.mongo.uri.get_secret_value(),
-                                       serverSelectionTimeoutMS=10_000)
+            self._client = MongoClient(
+                self.settings.mongo.uri.get_secret_value(), serverSelectionTimeoutMS=10_000
+            )
         return self._client
 
     def collection(self, name: str) -> Collection[dict[str, Any]]:
@@ -95,6 +109,15 @@ class MongoSink:
                     f"first={errors[0].get('errmsg') if errors else None}"
                 ) from exc
 
+    def _fault_point(self, batch_id: int) -> None:
+        """Half of the batch is written here: the crash test kills the process at this point."""
+        pl = self.settings.pipeline
+        if pl.fault_pause_at_batch is not None and batch_id == pl.fault_pause_at_batch:
+            logger.warning("fault injection: pausing mid-batch batch_id=%s", batch_id)
+            if pl.fault_flag_file:
+                Path(pl.fault_flag_file).write_text(str(batch_id))
+            time.sleep(600)
+
     def write_rows(self, rows: list[Row], batch_id: int) -> Plan | None:
         """Write one batch's rows; returns the plan, or None when the batch was already written."""
         m = self.settings.mongo
@@ -104,13 +127,19 @@ class MongoSink:
         if marker and marker.get("fingerprint") == p.fingerprint:
             logger.info("batch already written batch_id=%s rows=%d: skipped", batch_id, len(rows))
             return None
-        self.write(m.outcomes_collection, p.outcomes, batch_id)
+        self.write(m.outcomes_collection, p.outcomes[: len(p.outcomes) // 2], batch_id)
+        self._fault_point(batch_id)
+        self.write(m.outcomes_collection, p.outcomes[len(p.outcomes) // 2 :], batch_id)
         self.write(m.dead_letters_collection, p.dead_letters, batch_id)
         retry(
             lambda: markers.replace_one(
                 {"_id": self.marker_id(batch_id)},
-                {"fingerprint": p.fingerprint, "rows": len(rows), "counts": p.counts,
-                 "written_at": int(time.time() * 1000)},
+                {
+                    "fingerprint": p.fingerprint,
+                    "rows": len(rows),
+                    "counts": p.counts,
+                    "written_at": int(time.time() * 1000),
+                },
                 upsert=True,
             ),
             "write marker",
@@ -123,8 +152,12 @@ class MongoSink:
         rows = [
             Row(k, d, doc, raw, None if ts is None or ts != ts else int(ts))
             for k, d, doc, raw, ts in zip(
-                pdf["kind"].tolist(), pdf["doc_id"].tolist(), pdf["doc"].tolist(),
-                pdf["raw"].tolist(), pdf["kafka_ts"].tolist(), strict=True,
+                pdf["kind"].tolist(),
+                pdf["doc_id"].tolist(),
+                pdf["doc"].tolist(),
+                pdf["raw"].tolist(),
+                pdf["kafka_ts"].tolist(),
+                strict=True,
             )
         ]
         try:
@@ -134,9 +167,31 @@ class MongoSink:
         if self.publish is not None and rows:
             self.publish(batch_df, batch_id)
         elapsed = time.monotonic() - started
-        if p is not None:
-            logger.info("batch written batch_id=%s rows=%d outcomes=%d dead_letters=%d counts=%s "
-                        "seconds=%.3f", batch_id, len(rows), len(p.outcomes), len(p.dead_letters),
-                        p.counts, elapsed)
-            if self.on_batch is not None:
-                self.on_batch(batch_id, p, elapsed)
+        if p is None:
+            return
+        done_ms = int(time.time() * 1000)
+        latencies = [done_ms - r.kafka_ts for r in rows if r.kafka_ts is not None]
+        logger.info(
+            "batch written batch_id=%s rows=%d outcomes=%d dead_letters=%d counts=%s seconds=%.3f",
+            batch_id,
+            len(rows),
+            len(p.outcomes),
+            len(p.dead_letters),
+            p.counts,
+            elapsed,
+        )
+        self._observe(batch_id, p, elapsed, latencies)
+        if self.on_batch is not None:
+            self.on_batch(batch_id, p, elapsed, latencies)
+
+    @staticmethod
+    def _observe(batch_id: int, p: Plan, elapsed: float, latencies: list[int]) -> None:
+        metrics.LAST_BATCH.set(batch_id)
+        metrics.BATCH_SECONDS.observe(elapsed)
+        for key, n in p.counts.items():
+            if key.startswith("reason:"):
+                metrics.DEAD_LETTERS.labels(key.removeprefix("reason:")).inc(n)
+            else:
+                metrics.ROWS.labels(key).inc(n)
+        for ms in latencies:
+            metrics.LATENCY_SECONDS.observe(ms / 1000)

@@ -38,17 +38,42 @@ def summary(settings: Any) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def record_state(progress: dict[str, Any] | None) -> None:
+    from sinks import metrics
+
+    ops = (progress or {}).get("stateOperators") or []
+    if ops:
+        metrics.STATE_ROWS.set(ops[0].get("numRowsTotal", 0))
+        metrics.STATE_BYTES.set(ops[0].get("memoryUsedBytes", 0))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m streaming", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--available-now", action="store_true",
-                        help="process what is in Kafka now, then stop (Trigger.AvailableNow)")
-    parser.add_argument("--summary", action="store_true",
-                        help="print outcomes by status and dead letters by reason at the end")
+    parser = argparse.ArgumentParser(
+        prog="python -m streaming",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--available-now",
+        action="store_true",
+        help="process what is in Kafka now, then stop (Trigger.AvailableNow)",
+    )
+    parser.add_argument(
+        "--summary",
+        action="store_true",
+        help="print outcomes by status and dead letters by reason at the end",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus metrics on this port (e.g. 9108)",
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     logging.getLogger("py4j").setLevel(logging.WARNING)
     settings = load_settings()
 
@@ -56,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     from streaming.job import start_query
     from streaming.session import build_session
 
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port, addr="127.0.0.1")
+        logger.info("metrics on http://127.0.0.1:%d/metrics", args.metrics_port)
     spark = build_session(settings.spark)
     sink = MongoSink(settings)
     sink.ensure_indexes()
@@ -71,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     while query.isActive and not stopping.is_set():
         query.awaitTermination(1.0)
+        record_state(query.lastProgress)
     if query.isActive:
         # stop() interrupts; wait for the batch in flight to commit first
         while query.isActive and query.status.get("isTriggerActive"):

@@ -29,8 +29,17 @@ from pyspark.sql.streaming.state import GroupState, GroupStateTimeout
 from conf.settings import Settings
 from streaming import parse
 from streaming.rules import Rules
-from streaming.state import DEAD_LETTER, EVENT_COLUMNS, ORDER, PAYMENT, Output, dead_letter_doc
-from streaming.state import dead_letter_id, empty_state, step
+from streaming.state import (
+    DEAD_LETTER,
+    EVENT_COLUMNS,
+    ORDER,
+    PAYMENT,
+    Output,
+    dead_letter_doc,
+    dead_letter_id,
+    empty_state,
+    step,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -90,14 +99,38 @@ def _event_tuples(pdf: pd.DataFrame) -> list[tuple[Any, ...]]:
 def _dead_letters(pdf: pd.DataFrame) -> list[Output]:
     out = []
     for topic, partition, offset, key, raw, reason, kafka_ts in zip(
-        pdf["topic"].tolist(), pdf["partition"].astype("int64").tolist(),
-        pdf["offset"].astype("int64").tolist(), pdf["order_id"].tolist(), pdf["raw"].tolist(),
-        pdf["reason"].tolist(), pdf["kafka_ts"].astype("int64").tolist(), strict=True,
+        pdf["topic"].tolist(),
+        pdf["partition"].astype("int64").tolist(),
+        pdf["offset"].astype("int64").tolist(),
+        pdf["order_id"].tolist(),
+        pdf["raw"].tolist(),
+        pdf["reason"].tolist(),
+        pdf["kafka_ts"].astype("int64").tolist(),
+        strict=True,
     ):
-        ev = (parse.MALFORMED, key, None, None, None, None, None, kafka_ts, topic, partition,
-              offset, raw)
-        out.append(Output(DEAD_LETTER, dead_letter_id(topic, partition, offset),
-                          dead_letter_doc(ev, reason), raw=raw, kafka_ts=kafka_ts))
+        ev = (
+            parse.MALFORMED,
+            key,
+            None,
+            None,
+            None,
+            None,
+            None,
+            kafka_ts,
+            topic,
+            partition,
+            offset,
+            raw,
+        )
+        out.append(
+            Output(
+                DEAD_LETTER,
+                dead_letter_id(topic, partition, offset),
+                dead_letter_doc(ev, reason),
+                raw=raw,
+                kafka_ts=kafka_ts,
+            )
+        )
     return out
 
 
@@ -160,8 +193,14 @@ def build_outputs(spark: SparkSession, s: Settings) -> DataFrame:
     )
 
 
-def start_query(spark: SparkSession, s: Settings, sink, *, available_now: bool = False,  # type: ignore[no-untyped-def]
-                query_name: str = "reconcile") -> StreamingQuery:
+def start_query(
+    spark: SparkSession,
+    s: Settings,
+    sink,
+    *,
+    available_now: bool = False,  # type: ignore[no-untyped-def]
+    query_name: str = "reconcile",
+) -> StreamingQuery:
     writer = (
         build_outputs(spark, s)
         .writeStream.queryName(query_name)
@@ -174,6 +213,10 @@ def start_query(spark: SparkSession, s: Settings, sink, *, available_now: bool =
     else:
         writer = writer.trigger(processingTime=f"{s.pipeline.trigger_interval_s} seconds")
     query = writer.start()
-    logger.info("query started name=%s id=%s checkpoint=%s", query_name, query.id,
-                s.spark.checkpoint_location)
+    logger.info(
+        "query started name=%s id=%s checkpoint=%s",
+        query_name,
+        query.id,
+        s.spark.checkpoint_location,
+    )
     return query

@@ -86,7 +86,9 @@ def events(kafka_df: DataFrame, kind: str, buckets: int) -> DataFrame:
         _ms(sf.col("timestamp")).alias("kafka_ts"),
     )
     parsed = sf.from_json(sf.col("raw"), schema(fields), {"mode": "PERMISSIVE"})
-    df = df.withColumn("p", parsed).withColumn("reason", reason_expr(sf.col("raw"), sf.col("p"), fields))
+    df = df.withColumn("p", parsed).withColumn(
+        "reason", reason_expr(sf.col("raw"), sf.col("p"), fields)
+    )
     valid = sf.col("reason").isNull()
     order_id = sf.when(valid, sf.col(f"p.{F.ORDER_ID}")).otherwise(
         sf.coalesce(sf.col("key"), sf.lit(""))

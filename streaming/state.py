@@ -30,8 +30,18 @@ from streaming.rules import Rules, Status, status_of
 
 # Event tuples handed to `step`, in this column order (the Spark adapter builds them):
 EVENT_COLUMNS = (
-    "kind", "order_id", "payment_id", "event_ts", "amount", "currency", "method",
-    "kafka_ts", "topic", "partition", "offset", "raw",
+    "kind",
+    "order_id",
+    "payment_id",
+    "event_ts",
+    "amount",
+    "currency",
+    "method",
+    "kafka_ts",
+    "topic",
+    "partition",
+    "offset",
+    "raw",
 )
 ORDER, PAYMENT = "order", "payment"
 
@@ -137,8 +147,13 @@ def step(
         if rules.is_late(event_ts, watermark):
             res.stats.late += 1
             res.outputs.append(
-                Output(DEAD_LETTER, dead_letter_id(ev[8], ev[9], ev[10]),
-                       dead_letter_doc(ev, Reason.LATE.value), raw=ev[11], kafka_ts=ev[7])
+                Output(
+                    DEAD_LETTER,
+                    dead_letter_id(ev[8], ev[9], ev[10]),
+                    dead_letter_doc(ev, Reason.LATE.value),
+                    raw=ev[11],
+                    kafka_ts=ev[7],
+                )
             )
         elif kind == ORDER:
             if order_id in orders:
@@ -198,5 +213,6 @@ def step(
 
 
 def _outcome(order_id: str, entry: list[Any], final: bool, raw: str | None) -> Output:
-    return Output(OUTCOME, order_id, outcome_doc(order_id, entry, final), raw=raw,
-                  kafka_ts=entry[4])
+    return Output(
+        OUTCOME, order_id, outcome_doc(order_id, entry, final), raw=raw, kafka_ts=entry[4]
+    )

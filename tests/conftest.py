@@ -64,8 +64,12 @@ def pipeline_settings(settings: Settings, unique: Callable[[str], str], tmp_path
     name = unique("t")
     return settings.model_copy(
         update={
-            "topics": TopicSettings(orders=f"{name}-orders", payments=f"{name}-payments",
-                                    dead_letters=f"{name}-dlq", outcomes=f"{name}-outcomes"),
+            "topics": TopicSettings(
+                orders=f"{name}-orders",
+                payments=f"{name}-payments",
+                dead_letters=f"{name}-dlq",
+                outcomes=f"{name}-outcomes",
+            ),
             "mongo": MongoSettings(uri=settings.mongo.uri, database=name.replace("-", "_")),
             "spark": settings.spark.model_copy(
                 update={"checkpoint_location": str(tmp_path / "checkpoint")}

@@ -27,8 +27,12 @@ def produce(s: Settings, records: Iterable[tuple[str, str | None, bytes]]) -> in
     failed: list[Any] = []
     n = 0
     for topic, key, value in records:
-        p.produce(topic, key=key, value=value,
-                  on_delivery=lambda err, _m: failed.append(err) if err else None)
+        p.produce(
+            topic,
+            key=key,
+            value=value,
+            on_delivery=lambda err, _m: failed.append(err) if err else None,
+        )
         p.poll(0)
         n += 1
     assert p.flush(30) == 0

@@ -17,8 +17,9 @@ MIN = 60_000
 
 
 def _order(i: int, ts: int, amount: int = 2500) -> Order:
-    return Order(f"o{i}", "c1", "s1", "web", (Item("p1", "toys", 1, amount),), amount, "EUR",
-                 ts, ts + 50)
+    return Order(
+        f"o{i}", "c1", "s1", "web", (Item("p1", "toys", 1, amount),), amount, "EUR", ts, ts + 50
+    )
 
 
 def _payment(pid: str, oid: str, ts: int, amount: int = 2500) -> Payment:
@@ -29,10 +30,19 @@ def test_kafka_to_spark_to_mongo(spark, pipeline_settings: Settings) -> None:
     s = pipeline_settings
     create_topics(s)
     events = [_order(i, T0 + i * MIN) for i in range(6)]
-    events += [_payment("p0", "o0", T0 + 30_000), _payment("p1", "o1", T0 + MIN + 1, 2000),
-               _payment("p9", "o9", T0 + 2 * MIN)]
-    records = [(s.topics.orders if isinstance(e, Order) else s.topics.payments,
-                key_of(e.order_id), encode(e)) for e in events]
+    events += [
+        _payment("p0", "o0", T0 + 30_000),
+        _payment("p1", "o1", T0 + MIN + 1, 2000),
+        _payment("p9", "o9", T0 + 2 * MIN),
+    ]
+    records = [
+        (
+            s.topics.orders if isinstance(e, Order) else s.topics.payments,
+            key_of(e.order_id),
+            encode(e),
+        )
+        for e in events
+    ]
     records.append((s.topics.payments, b"o2", b'{"payment_id": 7'))
     produce(s, records)
 
@@ -46,7 +56,11 @@ def test_kafka_to_spark_to_mongo(spark, pipeline_settings: Settings) -> None:
 
     out = docs(s, s.mongo.outcomes_collection)
     assert {k: out[k]["status"] for k in out} == {
-        "o0": "PAID", "o1": "UNDERPAID", "o2": "PENDING", "o3": "PENDING", "o4": "PENDING",
+        "o0": "PAID",
+        "o1": "UNDERPAID",
+        "o2": "PENDING",
+        "o3": "PENDING",
+        "o4": "PENDING",
         "o5": "PENDING",
     }
     assert out["o0"]["payment_ids"] == ["p0"] and out["o0"]["paid"] == 2500

@@ -17,13 +17,37 @@ _offsets = iter(range(10**9))
 
 
 def order(oid: str, at_min: float, amount: int = 1000) -> tuple[Any, ...]:
-    return (ORDER, oid, None, T0 + int(at_min * MIN), amount, "EUR", None, 0, "orders", 0,
-            next(_offsets), f'{{"order_id":"{oid}"}}')
+    return (
+        ORDER,
+        oid,
+        None,
+        T0 + int(at_min * MIN),
+        amount,
+        "EUR",
+        None,
+        0,
+        "orders",
+        0,
+        next(_offsets),
+        f'{{"order_id":"{oid}"}}',
+    )
 
 
 def pay(pid: str, oid: str, at_min: float, amount: int = 1000) -> tuple[Any, ...]:
-    return (PAYMENT, oid, pid, T0 + int(at_min * MIN), amount, "EUR", "card", 0, "payments", 0,
-            next(_offsets), "{}")
+    return (
+        PAYMENT,
+        oid,
+        pid,
+        T0 + int(at_min * MIN),
+        amount,
+        "EUR",
+        "card",
+        0,
+        "payments",
+        0,
+        next(_offsets),
+        "{}",
+    )
 
 
 def wm(at_min: float) -> int:
@@ -40,45 +64,85 @@ class Case:
 
 
 CASES = [
-    Case("paid in full", [([order("o1", 0), pay("p1", "o1", 1)], -1e9)],
-         {"o1": ("PAID", False, 1000, ["p1"])}),
-    Case("payment before its order, separate batches",
-         [([pay("p1", "o1", 1)], -1e9), ([order("o1", 0)], 0)],
-         {"o1": ("PAID", False, 1000, ["p1"])}),
-    Case("split payment sums", [([order("o1", 0), pay("a", "o1", 1, 400)], -1e9),
-                                ([pay("b", "o1", 3, 600)], 0)],
-         {"o1": ("PAID", False, 1000, ["a", "b"])}),
-    Case("under and over", [([order("u", 0), pay("pu", "u", 1, 900), order("v", 0),
-                              pay("pv", "v", 1, 1100)], -1e9)],
-         {"u": ("UNDERPAID", False, 900, ["pu"]), "v": ("OVERPAID", False, 1100, ["pv"])}),
-    Case("duplicate order and payment change nothing",
-         [([order("o1", 0), order("o1", 0), pay("p1", "o1", 1), pay("p1", "o1", 1)], -1e9)],
-         {"o1": ("PAID", False, 1000, ["p1"])}),
-    Case("duplicate payment after the match", [([order("o1", 0), pay("p1", "o1", 1)], -1e9),
-                                               ([pay("p1", "o1", 1)], 0)],
-         {"o1": ("PAID", False, 1000, ["p1"])}),
-    Case("window closes unpaid by watermark", [([order("o1", 0)], -1e9), ([], 15.01)],
-         {"o1": ("UNPAID", True, 0, [])}),
-    Case("window not closed at exactly the close time", [([order("o1", 0)], -1e9), ([], 15)],
-         {"o1": ("PENDING", False, 0, [])}),
-    Case("paid order becomes final", [([order("o1", 0), pay("p1", "o1", 14)], -1e9),
-                                      ([], 16)],
-         {"o1": ("PAID", True, 1000, ["p1"])}),
-    Case("payment after the window is an orphan", [([order("o1", 0), pay("p1", "o1", 16)], -1e9),
-                                                   ([], 30)],
-         {"o1": ("UNPAID", True, 0, [])}, orphans={"p1"}),
-    Case("payment within the skew before the order matches",
-         [([pay("p1", "o1", 0), order("o1", 1.5)], -1e9)], {"o1": ("PAID", False, 1000, ["p1"])}),
-    Case("payment beyond the skew before the order does not",
-         [([pay("p1", "o1", 0), order("o1", 2.5)], -1e9), ([], 2.1)],
-         {"o1": ("PENDING", False, 0, [])}, orphans={"p1"}),
-    Case("orphan payment, no order ever", [([pay("p1", "ghost", 0)], -1e9), ([], 2.01)], {},
-         orphans={"p1"}),
-    Case("orphan not decided before its window closes", [([pay("p1", "ghost", 0)], -1e9),
-                                                         ([], 2)], {}),
-    Case("late order and late payment are dead letters",
-         [([order("o1", 30)], -1e9), ([order("old", 0), pay("pl", "o1", 10)], 15)],
-         {"o1": ("PENDING", False, 0, [])}, late=2),
+    Case(
+        "paid in full",
+        [([order("o1", 0), pay("p1", "o1", 1)], -1e9)],
+        {"o1": ("PAID", False, 1000, ["p1"])},
+    ),
+    Case(
+        "payment before its order, separate batches",
+        [([pay("p1", "o1", 1)], -1e9), ([order("o1", 0)], 0)],
+        {"o1": ("PAID", False, 1000, ["p1"])},
+    ),
+    Case(
+        "split payment sums",
+        [([order("o1", 0), pay("a", "o1", 1, 400)], -1e9), ([pay("b", "o1", 3, 600)], 0)],
+        {"o1": ("PAID", False, 1000, ["a", "b"])},
+    ),
+    Case(
+        "under and over",
+        [([order("u", 0), pay("pu", "u", 1, 900), order("v", 0), pay("pv", "v", 1, 1100)], -1e9)],
+        {"u": ("UNDERPAID", False, 900, ["pu"]), "v": ("OVERPAID", False, 1100, ["pv"])},
+    ),
+    Case(
+        "duplicate order and payment change nothing",
+        [([order("o1", 0), order("o1", 0), pay("p1", "o1", 1), pay("p1", "o1", 1)], -1e9)],
+        {"o1": ("PAID", False, 1000, ["p1"])},
+    ),
+    Case(
+        "duplicate payment after the match",
+        [([order("o1", 0), pay("p1", "o1", 1)], -1e9), ([pay("p1", "o1", 1)], 0)],
+        {"o1": ("PAID", False, 1000, ["p1"])},
+    ),
+    Case(
+        "window closes unpaid by watermark",
+        [([order("o1", 0)], -1e9), ([], 15.01)],
+        {"o1": ("UNPAID", True, 0, [])},
+    ),
+    Case(
+        "window not closed at exactly the close time",
+        [([order("o1", 0)], -1e9), ([], 15)],
+        {"o1": ("PENDING", False, 0, [])},
+    ),
+    Case(
+        "paid order becomes final",
+        [([order("o1", 0), pay("p1", "o1", 14)], -1e9), ([], 16)],
+        {"o1": ("PAID", True, 1000, ["p1"])},
+    ),
+    Case(
+        "payment after the window is an orphan",
+        [([order("o1", 0), pay("p1", "o1", 16)], -1e9), ([], 30)],
+        {"o1": ("UNPAID", True, 0, [])},
+        orphans={"p1"},
+    ),
+    Case(
+        "payment within the skew before the order matches",
+        [([pay("p1", "o1", 0), order("o1", 1.5)], -1e9)],
+        {"o1": ("PAID", False, 1000, ["p1"])},
+    ),
+    Case(
+        "payment beyond the skew before the order does not",
+        [([pay("p1", "o1", 0), order("o1", 2.5)], -1e9), ([], 2.1)],
+        {"o1": ("PENDING", False, 0, [])},
+        orphans={"p1"},
+    ),
+    Case(
+        "orphan payment, no order ever",
+        [([pay("p1", "ghost", 0)], -1e9), ([], 2.01)],
+        {},
+        orphans={"p1"},
+    ),
+    Case(
+        "orphan not decided before its window closes",
+        [([pay("p1", "ghost", 0)], -1e9), ([], 2)],
+        {},
+    ),
+    Case(
+        "late order and late payment are dead letters",
+        [([order("o1", 30)], -1e9), ([order("old", 0), pay("pl", "o1", 10)], 15)],
+        {"o1": ("PENDING", False, 0, [])},
+        late=2,
+    ),
 ]
 
 

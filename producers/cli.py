@@ -1,0 +1,172 @@
+"""Command-line flags shared by `producers.orders`, `producers.payments` and `producers.simulate`.
+
+Every flag has an environment default (shown in --help). `run(kinds, ...)` is the whole
+command: settings (loaded once), scenario, optional truth file, topics, send, summary line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import fields
+from typing import Any
+
+from conf.settings import Settings, load_settings
+from producers import serde
+from producers.scenario import START_MS, ScenarioConfig, generate
+from streaming.rules import Rules
+
+logger = logging.getLogger(__name__)
+
+PROBABILITIES = [f.name for f in fields(ScenarioConfig) if f.name.startswith("p_")]
+_DEFAULTS = ScenarioConfig()
+
+
+def _env(name: str, default: Any, cast: Callable[[str], Any] = str) -> Any:
+    raw = os.environ.get(name)
+    return default if raw in (None, "") else cast(raw)
+
+
+def build_parser(prog: str, description: str, settings: Settings) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=description)
+
+    def add(flag: str, env: str, default: Any, cast: Callable[[str], Any], text: str) -> None:
+        p.add_argument(
+            flag,
+            type=cast,
+            default=_env(env, default, cast),
+            metavar=flag[2:].upper().replace("-", "_"),
+            help=f"{text} (env {env}, default %(default)s)",
+        )
+
+    add("--count", "PRODUCER_COUNT", 10_000, int, "orders in the scenario")
+    add(
+        "--rate",
+        "PRODUCER_RATE",
+        0.0,
+        float,
+        "sim clock: messages/s, 0 = as fast as possible; wall clock: orders/s of event time",
+    )
+    add(
+        "--duration",
+        "PRODUCER_DURATION_S",
+        0.0,
+        float,
+        "stop sending after this many s, 0 = no limit",
+    )
+    add("--seed", "PRODUCER_SEED", _DEFAULTS.seed, int, "seed of the scenario")
+    p.add_argument(
+        "--clock",
+        choices=("sim", "wall"),
+        default=_env("PRODUCER_CLOCK", "sim"),
+        help="sim: event times from --start, deterministic payloads; wall: event times from now "
+        "(start = this minute), sent when due (env PRODUCER_CLOCK, default %(default)s)",
+    )
+    add(
+        "--start",
+        "PRODUCER_START",
+        serde.iso(START_MS),
+        str,
+        "event time of the first order with --clock sim (ISO-8601)",
+    )
+    add(
+        "--event-rate",
+        "PRODUCER_EVENT_RATE",
+        _DEFAULTS.event_rate,
+        float,
+        "orders per second of event time",
+    )
+    add(
+        "--payment-delay-min-s",
+        "PRODUCER_PAYMENT_DELAY_MIN_S",
+        _DEFAULTS.payment_delay_min_ms / 1000,
+        float,
+        "smallest payment delay after its order",
+    )
+    add(
+        "--payment-delay-max-s",
+        "PRODUCER_PAYMENT_DELAY_MAX_S",
+        _DEFAULTS.payment_delay_max_ms / 1000,
+        float,
+        "largest payment delay after its order",
+    )
+    for name in PROBABILITIES:
+        words = name.removeprefix("p_").replace("_", " ")
+        add(
+            f"--{name.replace('_', '-')}",
+            f"PRODUCER_{name.upper()}",
+            getattr(_DEFAULTS, name),
+            float,
+            f"probability per order: {words}",
+        )
+    add("--truth", "PRODUCER_TRUTH", None, str, "write the scenario's expected outcome here (JSON)")
+    add("--orders-topic", "TOPIC_ORDERS", settings.topics.orders, str, "orders topic")
+    add("--payments-topic", "TOPIC_PAYMENTS", settings.topics.payments, str, "payments topic")
+    add("--log-level", "PRODUCER_LOG_LEVEL", "INFO", str, "logging level")
+    return p
+
+
+def scenario_config(args: argparse.Namespace, settings: Settings) -> ScenarioConfig:
+    pl = settings.pipeline
+    rules = Rules.from_seconds(pl.window_after_s, pl.skew_before_s, pl.allowed_lateness_s)
+    event_rate = args.event_rate
+    if args.clock == "wall":
+        start_ms = int(time.time() // 60) * 60_000
+        prefix = f"{args.seed}-{start_ms // 60_000}"
+        event_rate = args.rate or event_rate
+    else:
+        start_ms = serde.parse_iso(args.start)
+        prefix = ""
+    return ScenarioConfig(
+        n_orders=args.count,
+        seed=args.seed,
+        start_ms=start_ms,
+        event_rate=event_rate,
+        payment_delay_min_ms=int(args.payment_delay_min_s * 1000),
+        payment_delay_max_ms=int(args.payment_delay_max_s * 1000),
+        rules=rules,
+        id_prefix=prefix,
+        **{name: getattr(args, name) for name in PROBABILITIES},
+    )
+
+
+def run(kinds: tuple[str, ...], prog: str, description: str, argv: list[str] | None = None) -> int:
+    """Produce the emissions of topic kinds `kinds` of the scenario the flags describe."""
+    from producers.kafka_io import Sender
+    from producers.topics import ensure_topics
+    from producers.truth import compute_truth, write_truth
+
+    settings = load_settings()
+    args = build_parser(prog, description, settings).parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    cfg = scenario_config(args, settings)
+    scenario = generate(cfg)
+    names = {serde.ORDERS: args.orders_topic, serde.PAYMENTS: args.payments_topic}
+    emissions = [e for e in scenario.emissions if e.topic in kinds]
+    logger.info(
+        "event=scenario seed=%d orders=%d clock=%s messages=%d kinds=%s",
+        cfg.seed,
+        cfg.n_orders,
+        args.clock,
+        len(emissions),
+        ",".join(kinds),
+    )
+    if args.truth:
+        write_truth(args.truth, compute_truth(scenario, names[serde.ORDERS], names[serde.PAYMENTS]))
+        logger.info("event=truth_written path=%s", args.truth)
+    ensure_topics(settings, [names[k] for k in kinds])
+    sender = Sender(settings, {k: names[k] for k in kinds})
+    wall = args.clock == "wall"
+    summary = sender.send_all(
+        emissions,
+        rate=None if wall else args.rate or None,
+        duration=args.duration or None,
+        wall=wall,
+    )
+    print(summary.line(), flush=True)
+    return 0 if summary.failed == 0 else 1

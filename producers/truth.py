@@ -1,0 +1,170 @@
+"""The outcome the pipeline must end with for a scenario: an independent, set-based reference.
+
+Computed in one batch from the raw payloads (never by replaying the stream):
+
+1. Dead letters: every malformed message (reason = `serde.validate`) and every late event
+   (reason `late`), in emission order.
+2. The rest is decoded and de-duplicated: orders by order_id, payments by payment_id, first
+   occurrence wins.
+3. Each payment is assigned to the order with its order_id when
+   `rules.matches(order_ts, payment_ts)`; otherwise it is an orphan.
+4. Final watermark W = rules.watermark(min(max order_ts, max payment_ts)) over the valid non-late
+   events (duplicates and orphans included; one side only if the other is empty).
+5. An order is final iff `rules.is_closed(rules.order_close_ts(order_ts), W)`; its status is
+   `status_of(amount, paid, final)`. An orphan is final iff
+   `rules.is_closed(rules.orphan_close_ts(payment_ts), W)`.
+
+File format (`write_truth` / `read_truth`), one JSON document:
+
+    {"format": "payments-truth/1",
+     "scenario": {<ScenarioConfig knobs but rules>},
+     "rules": {"window_after_ms": int, "skew_before_ms": int, "allowed_lateness_ms": int},
+     "topics": {"orders": "<topic name>", "payments": "<topic name>"},
+     "final_watermark_ms": int | null,
+     "orders": [{"order_id", "status", "amount", "paid", "currency",
+                 "payment_ids": [sorted], "final": bool}, ...],          # sorted by order_id
+     "orphans": [{"payment_id", "order_id", "amount", "final"}, ...],    # sorted by payment_id
+     "dead_letters": [{"topic": "<topic name>", "key": str | null, "reason": str,
+                       "value": "<raw payload as text>"}, ...]}          # in emission order
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from producers import serde
+from producers.dirt import Dirt
+from producers.events import Order, Payment, Reason, reason
+from producers.scenario import Scenario
+from streaming.rules import status_of
+
+FORMAT = "payments-truth/1"
+
+
+@dataclass(frozen=True)
+class OrderTruth:
+    order_id: str
+    status: str
+    amount: int
+    paid: int
+    currency: str
+    payment_ids: list[str]
+    final: bool
+
+
+@dataclass(frozen=True)
+class OrphanTruth:
+    payment_id: str
+    order_id: str
+    amount: int
+    final: bool
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    topic: str
+    key: str | None
+    reason: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Truth:
+    scenario: dict[str, Any]
+    rules: dict[str, int]
+    topics: dict[str, str]
+    final_watermark_ms: int | None
+    orders: list[OrderTruth] = field(default_factory=list)
+    orphans: list[OrphanTruth] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+    def order(self, order_id: str) -> OrderTruth:
+        return next(o for o in self.orders if o.order_id == order_id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Truth:
+        if doc.get("format") != FORMAT:
+            raise ValueError(f"not a {FORMAT} document: format={doc.get('format')!r}")
+        return cls(
+            scenario=doc["scenario"],
+            rules=doc["rules"],
+            topics=doc["topics"],
+            final_watermark_ms=doc["final_watermark_ms"],
+            orders=[OrderTruth(**o) for o in doc["orders"]],
+            orphans=[OrphanTruth(**o) for o in doc["orphans"]],
+            dead_letters=[DeadLetter(**d) for d in doc["dead_letters"]],
+        )
+
+
+def compute_truth(
+    scenario: Scenario, orders_topic: str = serde.ORDERS, payments_topic: str = serde.PAYMENTS
+) -> Truth:
+    rules = scenario.config.rules
+    names = {serde.ORDERS: orders_topic, serde.PAYMENTS: payments_topic}
+    dead: list[DeadLetter] = []
+    orders: dict[str, Order] = {}
+    payments: dict[str, Payment] = {}
+    max_ts: dict[str, int] = {}
+    for em in scenario.emissions:
+        why = serde.validate(em.topic, em.value)
+        if why is None and em.dirt is Dirt.LATE:
+            why = reason(Reason.LATE)
+        if why is not None:
+            key = em.key.decode("utf-8") if em.key is not None else None
+            dead.append(DeadLetter(names[em.topic], key, why, em.value.decode("utf-8")))
+            continue
+        ev = serde.decode(em.topic, em.value)
+        max_ts[em.topic] = max(max_ts.get(em.topic, ev.event_ts), ev.event_ts)
+        if isinstance(ev, Order):
+            orders.setdefault(ev.order_id, ev)
+        else:
+            payments.setdefault(ev.payment_id, ev)
+    watermark = rules.watermark(min(max_ts.values())) if max_ts else None
+
+    def closed(close_ts: int) -> bool:
+        return watermark is not None and rules.is_closed(close_ts, watermark)
+
+    assigned: dict[str, list[Payment]] = {oid: [] for oid in orders}
+    orphans: list[OrphanTruth] = []
+    for p in payments.values():
+        o = orders.get(p.order_id)
+        if o is not None and rules.matches(o.order_ts, p.payment_ts):
+            assigned[o.order_id].append(p)
+        else:
+            final = closed(rules.orphan_close_ts(p.payment_ts))
+            orphans.append(OrphanTruth(p.payment_id, p.order_id, p.amount, final))
+    results = []
+    for oid in sorted(orders):
+        o = orders[oid]
+        paid = sum(p.amount for p in assigned[oid])
+        final = closed(rules.order_close_ts(o.order_ts))
+        status = status_of(o.amount, paid, final).value
+        ids = sorted(p.payment_id for p in assigned[oid])
+        results.append(OrderTruth(oid, status, o.amount, paid, o.currency, ids, final))
+    return Truth(
+        scenario=scenario.config.knobs(),
+        rules={
+            "window_after_ms": rules.window_after_ms,
+            "skew_before_ms": rules.skew_before_ms,
+            "allowed_lateness_ms": rules.allowed_lateness_ms,
+        },
+        topics={serde.ORDERS: orders_topic, serde.PAYMENTS: payments_topic},
+        final_watermark_ms=watermark,
+        orders=results,
+        orphans=sorted(orphans, key=lambda x: x.payment_id),
+        dead_letters=dead,
+    )
+
+
+def write_truth(path: str | Path, truth: Truth) -> None:
+    Path(path).write_text(json.dumps(truth.to_json(), indent=1) + "\n", encoding="utf-8")
+
+
+def read_truth(path: str | Path) -> Truth:
+    return Truth.from_json(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -1,0 +1,101 @@
+"""Compare what the pipeline wrote to MongoDB with a scenario's ground truth.
+
+    python -m scripts.check_truth TRUTH.json      (exit 0 when equal, 1 with the differences)
+
+Every order outcome (status, final, amount, paid, payment ids), every decided orphan payment and
+every dead letter (topic, reason, raw value) must match, and nothing more may be there.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from conf.settings import Settings, load_settings
+
+OUTCOME_KEYS = ("status", "final", "amount", "paid", "payment_ids")
+
+
+def _outcome(d: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(sorted(d[k]) if k == "payment_ids" else d[k] for k in OUTCOME_KEYS)
+
+
+def expected(
+    truth: dict[str, Any],
+) -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]], Counter[tuple[str, str, str]]]:
+    orders = {o["order_id"]: _outcome(o) for o in truth["orders"]}
+    orphans = {
+        o["payment_id"]: (o["order_id"], o["amount"]) for o in truth["orphans"] if o["final"]
+    }
+    dead = Counter((d["topic"], d["reason"], d["value"]) for d in truth["dead_letters"])
+    return orders, orphans, dead
+
+
+def actual(
+    outcome_docs: Iterable[dict[str, Any]], dead_docs: Iterable[dict[str, Any]]
+) -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]], Counter[tuple[str, str, str]]]:
+    orders, orphans = {}, {}
+    for d in outcome_docs:
+        if d["status"] == "ORPHAN_PAYMENT":
+            orphans[d["_id"]] = (d["order_id"], d["amount"])
+        else:
+            orders[d["_id"]] = _outcome(d)
+    dead = Counter((d["topic"], d["reason"], d["raw"]) for d in dead_docs)
+    return orders, orphans, dead
+
+
+def differences(
+    truth: dict[str, Any],
+    outcome_docs: Iterable[dict[str, Any]],
+    dead_docs: Iterable[dict[str, Any]],
+    limit: int = 10,
+) -> list[str]:
+    """`truth` is `Truth.to_json()`; the docs are MongoDB's. Empty when they agree."""
+    want, got = expected(truth), actual(outcome_docs, dead_docs)
+    out: list[str] = []
+    for label, w, g in (("order", want[0], got[0]), ("orphan", want[1], got[1])):
+        for key in sorted(set(w) | set(g)):
+            if w.get(key) != g.get(key):
+                out.append(f"{label} {key}: expected {w.get(key)} got {g.get(key)}")
+    missing, extra = want[2] - got[2], got[2] - want[2]
+    out += [f"dead letter missing: {k[:2]} {k[2][:80]!r}" for k in missing]
+    out += [f"dead letter unexpected: {k[:2]} {k[2][:80]!r}" for k in extra]
+    if len(out) > limit:
+        out = out[:limit] + [f"... and {len(out) - limit} more"]
+    return out
+
+
+def fetch(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    from pymongo import MongoClient
+
+    m = settings.mongo
+    with MongoClient(m.uri.get_secret_value(), serverSelectionTimeoutMS=10_000) as client:
+        db = client[m.database]
+        return list(db[m.outcomes_collection].find()), list(db[m.dead_letters_collection].find())
+
+
+def main(argv: list[str] | None = None) -> int:
+    from producers.truth import read_truth
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    truth = read_truth(args[0]).to_json()
+    outcomes, dead = fetch(load_settings())
+    diffs = differences(truth, outcomes, dead)
+    n_orders, n_orphans = len(truth["orders"]), sum(o["final"] for o in truth["orphans"])
+    if diffs:
+        print("MongoDB differs from the ground truth:\n  " + "\n  ".join(diffs))
+        return 1
+    print(
+        f"MongoDB equals the ground truth: {n_orders} orders, {n_orphans} orphan payments, "
+        f"{len(truth['dead_letters'])} dead letters"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""The streaming job end to end against the producers' ground truth: every kind of dirt, a restart
+from the checkpoint, a kill -9 in the middle of a batch write, and a replayed batch."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conf.settings import REPO_ROOT, Settings
+from producers.scenario import ScenarioConfig, generate
+from producers.truth import compute_truth
+from scripts.check_truth import differences
+from sinks.documents import Row
+from sinks.mongo_io import MongoSink
+from streaming.job import rules_of, start_query
+from tests.integration.helpers import create_topics, docs, mongo_db, produce
+
+pytestmark = pytest.mark.integration
+
+DIRTY = dict(
+    p_duplicate_order=0.05,
+    p_duplicate_payment=0.05,
+    p_payment_before_order=0.05,
+    p_late=0.02,
+    p_unpaid=0.06,
+    p_wrong_amount=0.06,
+    p_split=0.06,
+    p_orphan=0.04,
+    p_malformed=0.04,
+)
+
+
+def load_scenario(s: Settings, n_orders: int = 600, seed: int = 7) -> dict[str, Any]:
+    """Produce a seeded scenario with every kind of dirt; return its truth (as JSON dict)."""
+    cfg = ScenarioConfig(n_orders=n_orders, seed=seed, event_rate=0.2, rules=rules_of(s), **DIRTY)
+    scenario = generate(cfg)
+    names = {"orders": s.topics.orders, "payments": s.topics.payments}
+    create_topics(s)
+    produce(s, ((names[e.topic], e.key, e.value) for e in scenario.emissions))
+    truth = compute_truth(scenario, s.topics.orders, s.topics.payments).to_json()
+    # the scenario really has every kind of dirt, and some outcomes of each kind
+    statuses = {o["status"] for o in truth["orders"]}
+    assert {"PAID", "UNDERPAID", "OVERPAID", "UNPAID", "PENDING"} <= statuses
+    reasons = {d["reason"].split(":")[0] for d in truth["dead_letters"]}
+    assert {"late", "invalid_json", "missing_field", "wrong_type"} <= reasons
+    assert any(o["final"] for o in truth["orphans"])
+    return truth
+
+
+def small_batches(s: Settings, per_trigger: int = 250) -> Settings:
+    """Several micro-batches per run, so the watermark moves between them."""
+    return s.model_copy(
+        update={"pipeline": s.pipeline.model_copy(update={"max_offsets_per_trigger": per_trigger})}
+    )
+
+
+def mongo_state(s: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    return (
+        list(docs(s, s.mongo.outcomes_collection).values()),
+        list(docs(s, s.mongo.dead_letters_collection).values()),
+    )
+
+
+def assert_equals_truth(s: Settings, truth: dict[str, Any]) -> None:
+    outcomes, dead = mongo_state(s)
+    assert differences(truth, outcomes, dead) == []
+    n_orphans = sum(o["final"] for o in truth["orphans"])
+    assert len(outcomes) == len(truth["orders"]) + n_orphans
+    assert len(dead) == len(truth["dead_letters"])
+
+
+class RecordingSink(MongoSink):
+    """The real sink, keeping each batch's rows so a test can replay one."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.batches: dict[int, list[Row]] = {}
+
+    def write_rows(self, rows: list[Row], batch_id: int):  # type: ignore[no-untyped-def]
+        self.batches[batch_id] = rows
+        return super().write_rows(rows, batch_id)
+
+
+def test_every_kind_of_dirt_equals_the_truth_and_replay_changes_nothing(
+    spark, pipeline_settings: Settings
+) -> None:
+    s = small_batches(pipeline_settings)
+    truth = load_scenario(s)
+    sink = RecordingSink(s)
+    sink.ensure_indexes()
+    query = start_query(spark, s, sink)
+    try:
+        query.processAllAvailable()
+    finally:
+        query.stop()
+    assert len(sink.batches) >= 4
+    assert_equals_truth(s, truth)
+
+    before = mongo_state(s)
+    busiest = max(sink.batches, key=lambda b: len(sink.batches[b]))
+    assert sink.write_rows(sink.batches[busiest], busiest) is None  # marker: already written
+    markers = mongo_db(s)[s.mongo.batches_collection]
+    markers.delete_one({"_id": sink.marker_id(busiest)})  # as if it crashed before the marker
+    assert sink.write_rows(sink.batches[busiest], busiest) is not None
+    assert mongo_state(s) == before  # every field, timing included
+
+
+def test_restart_from_checkpoint_halfway(spark, pipeline_settings: Settings) -> None:
+    s = small_batches(pipeline_settings, per_trigger=150)
+    truth = load_scenario(s, seed=11)
+    sink = MongoSink(s)
+    query = start_query(spark, s, sink)
+    try:
+        deadline = time.monotonic() + 300
+        while (query.lastProgress or {}).get("batchId", -1) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        query.stop()
+    halfway = len(docs(s, s.mongo.outcomes_collection))
+    assert 0 < halfway < len(truth["orders"])
+
+    query = start_query(spark, s, MongoSink(s))
+    try:
+        query.processAllAvailable()
+    finally:
+        query.stop()
+    assert_equals_truth(s, truth)
+
+
+def _job_env(s: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYSPARK", "SPARK_ENV"))}
+    env.update(
+        TOPIC_ORDERS=s.topics.orders,
+        TOPIC_PAYMENTS=s.topics.payments,
+        MONGO_DATABASE=s.mongo.database,
+        SPARK_CHECKPOINT_LOCATION=s.spark.checkpoint_location,
+        PIPELINE_MAX_OFFSETS_PER_TRIGGER=str(s.pipeline.max_offsets_per_trigger),
+        **extra,
+    )
+    return env
+
+
+def test_kill_9_mid_batch_then_restart_equals_truth(
+    pipeline_settings: Settings, tmp_path: Path
+) -> None:
+    s = small_batches(pipeline_settings, per_trigger=200)
+    truth = load_scenario(s, seed=23)
+    flag = tmp_path / "paused"
+    job = subprocess.Popen(
+        [sys.executable, "-m", "streaming"],
+        cwd=REPO_ROOT,
+        env=_job_env(s, PIPELINE_FAULT_PAUSE_AT_BATCH="2", PIPELINE_FAULT_FLAG_FILE=str(flag)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not flag.exists() and job.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert flag.exists(), "the job never reached the middle of batch 2"
+        written_before_kill = len(docs(s, s.mongo.outcomes_collection))
+        os.kill(job.pid, signal.SIGKILL)
+        job.wait(30)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert written_before_kill > 0
+    markers = {d["_id"] for d in mongo_db(s)[s.mongo.batches_collection].find()}
+    assert MongoSink(s).marker_id(2) not in markers  # batch 2 really was cut off mid-write
+
+    rerun = subprocess.run(
+        [sys.executable, "-m", "streaming", "--available-now"],
+        cwd=REPO_ROOT,
+        env=_job_env(s),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert_equals_truth(s, truth)
