@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TRANSIENT = (AutoReconnect, ConnectionFailure)
-CHUNK = 2000
+CHUNK = 500  # upserts per bulk_write command
 
 
 class SinkError(RuntimeError):
