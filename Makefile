@@ -2,7 +2,7 @@
 # tests. Both install what they need first (scripts/setup.sh is idempotent and quick once done).
 PY := .venv/bin/python
 SEED ?= 42
-ORDERS ?= 2000
+ORDERS ?= 3000
 
 .PHONY: setup up down status logs topics run test unit lint bench-produce bench-pipeline clean
 
@@ -24,12 +24,11 @@ logs:
 topics: up
 	$(PY) -m producers.topics
 
-# End to end: stack up, topics, a seeded dirty scenario into Kafka (with its ground truth), the
-# streaming job over everything in Kafka, a summary of outcomes, and the check against the truth.
-run: topics
-	$(PY) -m producers.simulate --seed $(SEED) --orders $(ORDERS) --truth .stack/run-truth.json
-	$(PY) -m streaming --available-now --summary
-	$(PY) -m scripts.check_truth .stack/run-truth.json
+# End to end: stack up, the run's topics, a seeded dirty scenario into Kafka (with its ground
+# truth), the streaming job over everything in Kafka, a summary of outcomes by status, and the
+# check of MongoDB against the truth (scripts/run_local.py).
+run: up
+	SEED=$(SEED) ORDERS=$(ORDERS) $(PY) -m scripts.run_local
 
 test: setup
 	$(PY) -m pytest
@@ -42,10 +41,10 @@ lint:
 	.venv/bin/mypy
 
 bench-produce: up
-	$(PY) scripts/bench_produce.py
+	$(PY) -m scripts.bench_produce
 
 bench-pipeline: up
-	$(PY) scripts/bench_pipeline.py
+	$(PY) -m scripts.bench_pipeline throughput
 
 clean: down
 	rm -rf .stack/kafka/data .stack/ferretdb/data checkpoints

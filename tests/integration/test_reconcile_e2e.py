@@ -119,12 +119,13 @@ def test_restart_from_checkpoint_halfway(spark, pipeline_settings: Settings) -> 
     query = start_query(spark, s, sink)
     try:
         deadline = time.monotonic() + 300
-        while (query.lastProgress or {}).get("batchId", -1) < 3 and time.monotonic() < deadline:
+        while (query.lastProgress or {}).get("batchId", -1) < 1 and time.monotonic() < deadline:
             time.sleep(0.2)
     finally:
         query.stop()
-    halfway = len(docs(s, s.mongo.outcomes_collection))
-    assert 0 < halfway < len(truth["orders"])
+    # stopped halfway: some outcomes written, the truth not reached yet
+    assert docs(s, s.mongo.outcomes_collection)
+    assert differences(truth, *mongo_state(s))
 
     query = start_query(spark, s, MongoSink(s))
     try:

@@ -1,0 +1,231 @@
+"""End-to-end benchmarks of the reconciliation job on the local stack. Prints figures; asserts
+nothing (targets belong in docs/benchmarks.md, not in timed tests).
+
+    python -m scripts.bench_pipeline throughput [--events 1000000]
+    python -m scripts.bench_pipeline latency [--rate 2000] [--seconds 120]
+    python -m scripts.bench_pipeline state [--rate 1000] [--minutes 10]
+
+throughput: preload N events (a seeded scenario with the default dirt) into fresh topics, drain
+  them with the job (Trigger.AvailableNow) into MongoDB, and compare with the raw ceiling measured
+  in the same run: confluent-kafka reading the same topics plus pymongo bulk-upserting the same
+  number of documents, no Spark.
+latency: producers at a steady rate in wall-clock time; p50/p99 of Kafka record timestamp ->
+  document written, over every document written after a warm-up.
+state: a steady run; every 30 s the state store's rows and memory, and the orders held open.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+from pymongo import MongoClient, UpdateOne
+
+from conf.settings import REPO_ROOT, MongoSettings, Settings, TopicSettings, load_settings
+from producers.scenario import ScenarioConfig, generate
+from producers.topics import ensure_topics
+from sinks.mongo_io import CHUNK, MongoSink
+from streaming.job import rules_of, start_query
+from streaming.session import build_session
+
+logger = logging.getLogger("bench")
+
+
+def isolated(s: Settings, name: str, **pipeline: Any) -> Settings:
+    return s.model_copy(update={
+        "topics": TopicSettings(orders=f"{name}-orders", payments=f"{name}-payments"),
+        "mongo": MongoSettings(uri=s.mongo.uri, database=name.replace("-", "_")),
+        "spark": s.spark.model_copy(
+            update={"checkpoint_location": str(REPO_ROOT / ".stack" / "bench" / name)}),
+        "pipeline": s.pipeline.model_copy(update=pipeline),
+    })
+
+
+def preload(s: Settings, events: int) -> int:
+    from confluent_kafka import Producer
+
+    ensure_topics(s, [s.topics.orders, s.topics.payments], s.topics.partitions)
+    t0 = time.perf_counter()
+    scenario = generate(ScenarioConfig(n_orders=int(events / 2.05), seed=5, rules=rules_of(s)))
+    names = {"orders": s.topics.orders, "payments": s.topics.payments}
+    logger.info("generated %d events in %.1fs", len(scenario.emissions), time.perf_counter() - t0)
+    p = Producer({**s.kafka.client_config(), "linger.ms": 20, "compression.type": "lz4",
+                  "batch.size": 262144, "enable.idempotence": True})
+    for e in scenario.emissions:
+        while True:
+            try:
+                p.produce(names[e.topic], key=e.key, value=e.value)
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    assert p.flush(120) == 0
+    return len(scenario.emissions)
+
+
+def consume_all(s: Settings) -> tuple[int, float]:
+    c = Consumer({**s.kafka.client_config(), "group.id": f"bench-{uuid.uuid4().hex[:6]}",
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    parts = []
+    for t in (s.topics.orders, s.topics.payments):
+        md = c.list_topics(t, timeout=10).topics[t]
+        parts += [TopicPartition(t, p, 0) for p in md.partitions]
+    ends = {(tp.topic, tp.partition): c.get_watermark_offsets(tp)[1] for tp in parts}
+    total = sum(ends.values())
+    c.assign(parts)
+    n, t0 = 0, time.perf_counter()
+    while n < total:
+        for m in c.consume(10_000, timeout=1.0):
+            if m.error() is None:
+                n += 1
+    c.close()
+    return n, time.perf_counter() - t0
+
+
+def mongo_ceiling(s: Settings, docs: int) -> float:
+    """Seconds for pymongo to bulk-upsert `docs` outcome-sized documents, as the sink chunks."""
+    coll = MongoClient(s.mongo.uri.get_secret_value())[s.mongo.database]["ceiling"]
+    order = {"order_id": "x", "customer_id": "c-1234", "store_id": "s-12", "channel": "web",
+             "items": [{"product_id": "p-1", "category": "toys", "quantity": 2,
+                        "unit_price": 1999}] * 2, "amount": 7996, "currency": "EUR"}
+    ops = [UpdateOne({"_id": f"o{i}"}, {"$set": {"status": "PAID", "final": True, "paid": 7996,
+                                                 "payments": [{"payment_id": f"p{i}"}],
+                                                 "order": order},
+                                        "$min": {"timing.first_written_at": 1}}, upsert=True)
+           for i in range(docs // 2)]
+    t0 = time.perf_counter()
+    for rnd in range(2):  # each order is written about twice: on arrival and when final
+        for i in range(0, len(ops), CHUNK):
+            coll.bulk_write(ops[i: i + CHUNK], ordered=False)
+        del rnd
+    return time.perf_counter() - t0
+
+
+def throughput(base: Settings, events: int) -> None:
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    s = isolated(base, name, max_offsets_per_trigger=200_000)
+    n = preload(s, events)
+    spark = build_session(s.spark)
+    written = [0]
+
+    def on_batch(batch_id: int, plan: Any, seconds: float, lat: list[int]) -> None:
+        written[0] += len(plan.outcomes) + len(plan.dead_letters)
+        logger.info("batch %d rows=%d seconds=%.1f", batch_id,
+                    len(plan.outcomes) + len(plan.dead_letters), seconds)
+
+    sink = MongoSink(s, on_batch=on_batch)
+    sink.ensure_indexes()
+    t0 = time.perf_counter()
+    q = start_query(spark, s, sink, available_now=True)
+    q.awaitTermination()
+    pipeline_s = time.perf_counter() - t0
+    spark.stop()
+    consumed, consume_s = consume_all(s)
+    mongo_s = mongo_ceiling(s, written[0])
+    ceiling = n / (consume_s + mongo_s)
+    print(json.dumps({
+        "benchmark": "throughput", "events": n, "documents_written": written[0],
+        "pipeline_seconds": round(pipeline_s, 1), "pipeline_events_per_s": round(n / pipeline_s),
+        "raw_kafka_read_seconds": round(consume_s, 2), "raw_mongo_upsert_seconds": round(mongo_s, 1),
+        "raw_mongo_upserts_per_s": round(written[0] / mongo_s),
+        "raw_ceiling_events_per_s": round(ceiling),
+        "ratio_pipeline_to_ceiling": round(n / pipeline_s / ceiling, 3),
+    }, indent=1))
+
+
+def run_producer(s: Settings, rate: float, seconds: float) -> subprocess.Popen[bytes]:
+    orders_per_s = rate / 2.05  # an order brings ~1.05 payments
+    return subprocess.Popen(
+        [sys.executable, "-m", "producers.simulate", "--clock", "wall", "--rate", str(orders_per_s),
+         "--count", str(int(orders_per_s * seconds) + 10), "--duration", str(seconds),
+         "--orders-topic", s.topics.orders, "--payments-topic", s.topics.payments,
+         "--log-level", "WARNING"],
+        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+
+
+def steady(base: Settings, rate: float, seconds: float, sample_every: float | None) -> None:
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    s = isolated(base, name, max_offsets_per_trigger=None, starting_offsets="earliest")
+    ensure_topics(s, [s.topics.orders, s.topics.payments], s.topics.partitions)
+    spark = build_session(s.spark)
+    latencies: list[int] = []
+    warmup_until = time.time() + 20
+    batches: list[float] = []
+
+    def on_batch(batch_id: int, plan: Any, secs: float, lat: list[int]) -> None:
+        batches.append(secs)
+        if time.time() > warmup_until:
+            latencies.extend(lat)
+
+    sink = MongoSink(s, on_batch=on_batch)
+    sink.ensure_indexes()
+    q = start_query(spark, s, sink)
+    producer = run_producer(s, rate, seconds)
+    samples = []
+    t0 = time.time()
+    outcomes = MongoClient(s.mongo.uri.get_secret_value())[s.mongo.database][
+        s.mongo.outcomes_collection]
+    while producer.poll() is None:
+        time.sleep(sample_every or 1)
+        if sample_every:
+            ops = (q.lastProgress or {}).get("stateOperators") or [{}]
+            sample = {"t_s": round(time.time() - t0), "state_rows": ops[0].get("numRowsTotal"),
+                      "state_memory_mb": round(ops[0].get("memoryUsedBytes", 0) / 2**20, 1),
+                      "open_orders": outcomes.count_documents({"final": False}),
+                      "input_rows_per_s": round((q.lastProgress or {}).get(
+                          "processedRowsPerSecond", 0))}
+            samples.append(sample)
+            print(json.dumps(sample), flush=True)
+    time.sleep(5)
+    q.stop()
+    spark.stop()
+    lat = sorted(latencies)
+    result: dict[str, Any] = {"benchmark": "state" if sample_every else "latency",
+                              "rate_events_per_s": rate, "seconds": seconds,
+                              "documents_measured": len(lat),
+                              "batch_seconds_median": round(statistics.median(batches), 2)}
+    if lat:
+        result["p50_ms"] = lat[len(lat) // 2]
+        result["p99_ms"] = lat[int(len(lat) * 0.99)]
+        result["max_ms"] = lat[-1]
+    if samples:
+        result["samples"] = samples
+    print(json.dumps(result, indent=1))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m scripts.bench_pipeline", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("mode", choices=["throughput", "latency", "state"])
+    p.add_argument("--events", type=int, default=1_000_000)
+    p.add_argument("--rate", type=float, default=2000.0, help="events/s (latency, state)")
+    p.add_argument("--seconds", type=float, default=120.0, help="latency run length")
+    p.add_argument("--minutes", type=float, default=10.0, help="state run length")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("py4j", "sinks.mongo_io", "streaming.job"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    base = load_settings()
+    if args.mode == "throughput":
+        throughput(base, args.events)
+    elif args.mode == "latency":
+        steady(base, args.rate, args.seconds, None)
+    else:
+        steady(base, args.rate, args.minutes * 60, 30.0)
+    Path(REPO_ROOT / ".stack" / "bench").mkdir(parents=True, exist_ok=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
