@@ -76,6 +76,9 @@ class MongoSettings(BaseSettings):
         "dead_letters", description="MONGO_DEAD_LETTERS_COLLECTION"
     )
     batches_collection: str = Field("sink_batches", description="MONGO_BATCHES_COLLECTION")
+    write_threads: int = Field(
+        1, ge=1, description="MONGO_WRITE_THREADS (parallel bulk writes; 1 for FerretDB+SQLite)"
+    )
 
 
 class TopicSettings(BaseSettings):

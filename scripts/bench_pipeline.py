@@ -22,7 +22,6 @@ import logging
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -42,13 +41,16 @@ logger = logging.getLogger("bench")
 
 
 def isolated(s: Settings, name: str, **pipeline: Any) -> Settings:
-    return s.model_copy(update={
-        "topics": TopicSettings(orders=f"{name}-orders", payments=f"{name}-payments"),
-        "mongo": MongoSettings(uri=s.mongo.uri, database=name.replace("-", "_")),
-        "spark": s.spark.model_copy(
-            update={"checkpoint_location": str(REPO_ROOT / ".stack" / "bench" / name)}),
-        "pipeline": s.pipeline.model_copy(update=pipeline),
-    })
+    return s.model_copy(
+        update={
+            "topics": TopicSettings(orders=f"{name}-orders", payments=f"{name}-payments"),
+            "mongo": MongoSettings(uri=s.mongo.uri, database=name.replace("-", "_")),
+            "spark": s.spark.model_copy(
+                update={"checkpoint_location": str(REPO_ROOT / ".stack" / "bench" / name)}
+            ),
+            "pipeline": s.pipeline.model_copy(update=pipeline),
+        }
+    )
 
 
 def preload(s: Settings, events: int) -> int:
@@ -59,8 +61,15 @@ def preload(s: Settings, events: int) -> int:
     scenario = generate(ScenarioConfig(n_orders=int(events / 2.05), seed=5, rules=rules_of(s)))
     names = {"orders": s.topics.orders, "payments": s.topics.payments}
     logger.info("generated %d events in %.1fs", len(scenario.emissions), time.perf_counter() - t0)
-    p = Producer({**s.kafka.client_config(), "linger.ms": 20, "compression.type": "lz4",
-                  "batch.size": 262144, "enable.idempotence": True})
+    p = Producer(
+        {
+            **s.kafka.client_config(),
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            "batch.size": 262144,
+            "enable.idempotence": True,
+        }
+    )
     for e in scenario.emissions:
         while True:
             try:
@@ -74,8 +83,14 @@ def preload(s: Settings, events: int) -> int:
 
 
 def consume_all(s: Settings) -> tuple[int, float]:
-    c = Consumer({**s.kafka.client_config(), "group.id": f"bench-{uuid.uuid4().hex[:6]}",
-                  "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    c = Consumer(
+        {
+            **s.kafka.client_config(),
+            "group.id": f"bench-{uuid.uuid4().hex[:6]}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
     parts = []
     for t in (s.topics.orders, s.topics.payments):
         md = c.list_topics(t, timeout=10).topics[t]
@@ -93,22 +108,24 @@ def consume_all(s: Settings) -> tuple[int, float]:
 
 
 def mongo_ceiling(s: Settings, docs: int) -> float:
-    """Seconds for pymongo to bulk-upsert `docs` outcome-sized documents, as the sink chunks."""
-    coll = MongoClient(s.mongo.uri.get_secret_value())[s.mongo.database]["ceiling"]
-    order = {"order_id": "x", "customer_id": "c-1234", "store_id": "s-12", "channel": "web",
-             "items": [{"product_id": "p-1", "category": "toys", "quantity": 2,
-                        "unit_price": 1999}] * 2, "amount": 7996, "currency": "EUR"}
-    ops = [UpdateOne({"_id": f"o{i}"}, {"$set": {"status": "PAID", "final": True, "paid": 7996,
-                                                 "payments": [{"payment_id": f"p{i}"}],
-                                                 "order": order},
-                                        "$min": {"timing.first_written_at": 1}}, upsert=True)
-           for i in range(docs // 2)]
+    """Seconds for pymongo to bulk-upsert `docs` documents, chunked and threaded as the sink does.
+
+    The documents are the pipeline's own outcomes read back, so sizes match; each is upserted
+    twice (new, then existing), as the pipeline writes an order on arrival and again when final.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    db = MongoClient(s.mongo.uri.get_secret_value())[s.mongo.database]
+    sample = list(db[s.mongo.outcomes_collection].find().limit(docs // 2))
+    ops = [UpdateOne({"_id": d.pop("_id")}, {"$set": d}, upsert=True) for d in sample]
+    coll = db["ceiling"]
+    chunks = [ops[i : i + CHUNK] for i in range(0, len(ops), CHUNK)]
     t0 = time.perf_counter()
-    for rnd in range(2):  # each order is written about twice: on arrival and when final
-        for i in range(0, len(ops), CHUNK):
-            coll.bulk_write(ops[i: i + CHUNK], ordered=False)
-        del rnd
-    return time.perf_counter() - t0
+    with ThreadPoolExecutor(s.mongo.write_threads) as pool:
+        for _ in range(2):
+            list(pool.map(lambda c: coll.bulk_write(c, ordered=False), chunks))
+    elapsed = time.perf_counter() - t0
+    return elapsed * docs / (2 * len(ops))  # scaled to exactly `docs` upserts
 
 
 def throughput(base: Settings, events: int) -> None:
@@ -120,8 +137,12 @@ def throughput(base: Settings, events: int) -> None:
 
     def on_batch(batch_id: int, plan: Any, seconds: float, lat: list[int]) -> None:
         written[0] += len(plan.outcomes) + len(plan.dead_letters)
-        logger.info("batch %d rows=%d seconds=%.1f", batch_id,
-                    len(plan.outcomes) + len(plan.dead_letters), seconds)
+        logger.info(
+            "batch %d rows=%d seconds=%.1f",
+            batch_id,
+            len(plan.outcomes) + len(plan.dead_letters),
+            seconds,
+        )
 
     sink = MongoSink(s, on_batch=on_batch)
     sink.ensure_indexes()
@@ -133,30 +154,62 @@ def throughput(base: Settings, events: int) -> None:
     consumed, consume_s = consume_all(s)
     mongo_s = mongo_ceiling(s, written[0])
     ceiling = n / (consume_s + mongo_s)
-    print(json.dumps({
-        "benchmark": "throughput", "events": n, "documents_written": written[0],
-        "pipeline_seconds": round(pipeline_s, 1), "pipeline_events_per_s": round(n / pipeline_s),
-        "raw_kafka_read_seconds": round(consume_s, 2), "raw_mongo_upsert_seconds": round(mongo_s, 1),
-        "raw_mongo_upserts_per_s": round(written[0] / mongo_s),
-        "raw_ceiling_events_per_s": round(ceiling),
-        "ratio_pipeline_to_ceiling": round(n / pipeline_s / ceiling, 3),
-    }, indent=1))
+    print(
+        json.dumps(
+            {
+                "benchmark": "throughput",
+                "events": n,
+                "documents_written": written[0],
+                "pipeline_seconds": round(pipeline_s, 1),
+                "pipeline_events_per_s": round(n / pipeline_s),
+                "raw_kafka_read_seconds": round(consume_s, 2),
+                "raw_mongo_upsert_seconds": round(mongo_s, 1),
+                "raw_mongo_upserts_per_s": round(written[0] / mongo_s),
+                "raw_ceiling_events_per_s": round(ceiling),
+                "ratio_pipeline_to_ceiling": round(n / pipeline_s / ceiling, 3),
+            },
+            indent=1,
+        )
+    )
 
 
 def run_producer(s: Settings, rate: float, seconds: float) -> subprocess.Popen[bytes]:
     orders_per_s = rate / 2.05  # an order brings ~1.05 payments
     return subprocess.Popen(
-        [sys.executable, "-m", "producers.simulate", "--clock", "wall", "--rate", str(orders_per_s),
-         "--count", str(int(orders_per_s * seconds) + 10), "--duration", str(seconds),
-         "--orders-topic", s.topics.orders, "--payments-topic", s.topics.payments,
-         "--log-level", "WARNING"],
-        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "producers.simulate",
+            "--clock",
+            "wall",
+            "--rate",
+            str(orders_per_s),
+            "--count",
+            str(int(orders_per_s * seconds) + 10),
+            "--duration",
+            str(seconds),
+            "--orders-topic",
+            s.topics.orders,
+            "--payments-topic",
+            s.topics.payments,
+            "--log-level",
+            "WARNING",
+        ],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
+
+
+# The state run uses short windows so that orders close within the run and the state can level
+# off: a window of 2 min after the order, 3 min of allowed lateness, payments within 1 min.
+SHORT_WINDOWS = {"window_after_s": 120, "allowed_lateness_s": 180, "skew_before_s": 30}
 
 
 def steady(base: Settings, rate: float, seconds: float, sample_every: float | None) -> None:
     name = f"bench-{uuid.uuid4().hex[:6]}"
-    s = isolated(base, name, max_offsets_per_trigger=None, starting_offsets="earliest")
+    windows = SHORT_WINDOWS if sample_every else {}
+    s = isolated(base, name, max_offsets_per_trigger=None, starting_offsets="earliest", **windows)
     ensure_topics(s, [s.topics.orders, s.topics.payments], s.topics.partitions)
     spark = build_session(s.spark)
     latencies: list[int] = []
@@ -171,30 +224,37 @@ def steady(base: Settings, rate: float, seconds: float, sample_every: float | No
     sink = MongoSink(s, on_batch=on_batch)
     sink.ensure_indexes()
     q = start_query(spark, s, sink)
-    producer = run_producer(s, rate, seconds)
+    extra = ("--payment-delay-max-s", "60") if sample_every else ()
+    producer = run_producer(s, rate, seconds, *extra)
     samples = []
     t0 = time.time()
     outcomes = MongoClient(s.mongo.uri.get_secret_value())[s.mongo.database][
-        s.mongo.outcomes_collection]
+        s.mongo.outcomes_collection
+    ]
     while producer.poll() is None:
         time.sleep(sample_every or 1)
         if sample_every:
             ops = (q.lastProgress or {}).get("stateOperators") or [{}]
-            sample = {"t_s": round(time.time() - t0), "state_rows": ops[0].get("numRowsTotal"),
-                      "state_memory_mb": round(ops[0].get("memoryUsedBytes", 0) / 2**20, 1),
-                      "open_orders": outcomes.count_documents({"final": False}),
-                      "input_rows_per_s": round((q.lastProgress or {}).get(
-                          "processedRowsPerSecond", 0))}
+            sample = {
+                "t_s": round(time.time() - t0),
+                "state_rows": ops[0].get("numRowsTotal"),
+                "state_memory_mb": round(ops[0].get("memoryUsedBytes", 0) / 2**20, 1),
+                "open_orders": outcomes.count_documents({"final": False}),
+                "input_rows_per_s": round((q.lastProgress or {}).get("processedRowsPerSecond", 0)),
+            }
             samples.append(sample)
             print(json.dumps(sample), flush=True)
     time.sleep(5)
     q.stop()
     spark.stop()
     lat = sorted(latencies)
-    result: dict[str, Any] = {"benchmark": "state" if sample_every else "latency",
-                              "rate_events_per_s": rate, "seconds": seconds,
-                              "documents_measured": len(lat),
-                              "batch_seconds_median": round(statistics.median(batches), 2)}
+    result: dict[str, Any] = {
+        "benchmark": "state" if sample_every else "latency",
+        "rate_events_per_s": rate,
+        "seconds": seconds,
+        "documents_measured": len(lat),
+        "batch_seconds_median": round(statistics.median(batches), 2),
+    }
     if lat:
         result["p50_ms"] = lat[len(lat) // 2]
         result["p99_ms"] = lat[int(len(lat) * 0.99)]
@@ -205,8 +265,11 @@ def steady(base: Settings, rate: float, seconds: float, sample_every: float | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m scripts.bench_pipeline", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m scripts.bench_pipeline",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("mode", choices=["throughput", "latency", "state"])
     p.add_argument("--events", type=int, default=1_000_000)
     p.add_argument("--rate", type=float, default=2000.0, help="events/s (latency, state)")
@@ -214,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--minutes", type=float, default=10.0, help="state run length")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    for noisy in ("py4j", "sinks.mongo_io", "streaming.job"):
+    for noisy in ("py4j", "streaming.job"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     base = load_settings()
     if args.mode == "throughput":

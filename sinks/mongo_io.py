@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -72,6 +73,7 @@ class MongoSink:
         self.publish = publish
         self.on_batch = on_batch
         self._client: MongoClient[dict[str, Any]] | None = None
+        self._pool = ThreadPoolExecutor(settings.mongo.write_threads, "mongo-sink")
 
     @property
     def client(self) -> MongoClient[dict[str, Any]]:
@@ -98,16 +100,21 @@ class MongoSink:
 
     def write(self, name: str, ops: Sequence[Any], batch_id: int) -> None:
         coll = self.collection(name)
-        for i in range(0, len(ops), CHUNK):
-            chunk = ops[i : i + CHUNK]
+
+        def write_chunk(chunk: Sequence[Any]) -> None:
             try:
-                retry(lambda c=chunk: coll.bulk_write(c, ordered=False), f"bulk_write {name}")
+                retry(lambda: coll.bulk_write(list(chunk), ordered=False), f"bulk_write {name}")
             except BulkWriteError as exc:
                 errors = exc.details.get("writeErrors", [])
                 raise SinkError(
                     f"batch_id={batch_id} collection={name} write errors={len(errors)} "
                     f"first={errors[0].get('errmsg') if errors else None}"
                 ) from exc
+
+        chunks = [ops[i : i + CHUNK] for i in range(0, len(ops), CHUNK)]
+        # A batch holds each _id once, so its chunks commute and can go in parallel; list()
+        # re-raises the first failure after all chunks finished.
+        list(self._pool.map(write_chunk, chunks))
 
     def _fault_point(self, batch_id: int) -> None:
         """Half of the batch is written here: the crash test kills the process at this point."""
