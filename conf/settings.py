@@ -36,9 +36,9 @@ class KafkaSettings(BaseSettings):
     sasl_username: str | None = Field(None, description="KAFKA_SASL_USERNAME (API key)")
     sasl_password: SecretStr | None = Field(None, description="KAFKA_SASL_PASSWORD (API secret)")
 
-    def client_config(self) -> dict[str, str]:
+    def client_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka (confluent-kafka) settings; contains the secret, never log it."""
-        conf = {"bootstrap.servers": self.bootstrap_servers}
+        conf: dict[str, str | int | float | bool] = {"bootstrap.servers": self.bootstrap_servers}
         if self.security_protocol != "PLAINTEXT":
             conf["security.protocol"] = self.security_protocol
         if self.security_protocol.startswith("SASL"):

@@ -20,6 +20,7 @@ Ordering invariant (checked by `check_ordering`): in each topic every valid non-
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import asdict, dataclass, field
 from enum import Enum
@@ -233,7 +234,7 @@ class _Builder:
             self.emit(p, dirt, cfg.p_duplicate_payment)
         if early:
             # right after its first payment (or at its own time, if that payment came earlier)
-            o = Order(**{**_fields(o), "produced_at": max(min(pay_emits) + 1, order_emit)})
+            o = dataclasses.replace(o, produced_at=max(min(pay_emits) + 1, order_emit))
         self.emit(o, dirt, cfg.p_duplicate_order)
         if r.random() < cfg.p_orphan:
             delay = r.randint(cfg.payment_delay_min_ms, cfg.payment_delay_max_ms)
@@ -275,10 +276,6 @@ class _Builder:
             value = serde.encode(ev)
             key = serde.key_of(order_id)
             self.add(Emission(kind, key, value, Dirt.LATE, ev, emit, reason(Reason.LATE)))
-
-
-def _fields(o: Order) -> dict[str, object]:
-    return {name: getattr(o, name) for name in Order.__slots__}
 
 
 def generate(cfg: ScenarioConfig) -> Scenario:

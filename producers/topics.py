@@ -34,7 +34,7 @@ def ensure_topics(
 ) -> dict[str, int]:
     """Create the missing topics among `names`; returns {name: partition count} for `names`
     once the broker's metadata shows every one of them."""
-    admin = AdminClient(settings.kafka.client_config())
+    admin = AdminClient(dict(settings.kafka.client_config()))
     partitions = partitions or settings.topics.partitions
     retention = str(retention_ms or settings.topics.retention_ms)
     existing = admin.list_topics(timeout=timeout_s).topics

@@ -26,8 +26,9 @@ def summary(settings: Any) -> dict[str, int]:
     from pymongo import MongoClient
 
     m = settings.mongo
+    client: MongoClient[dict[str, Any]]
     with MongoClient(m.uri.get_secret_value(), serverSelectionTimeoutMS=10_000) as client:
-        db = client[m.database]
+        db: Any = client[m.database]
         counts: dict[str, int] = {}
         for doc in db[m.outcomes_collection].find({}, {"status": 1, "final": 1}):
             key = f"{doc['status']}{'' if doc.get('final') else ' (provisional)'}"
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     while query.isActive and not stopping.is_set():
-        query.awaitTermination(1.0)
+        query.awaitTermination(1)
         record_state(query.lastProgress)
     if query.isActive:
         # stop() interrupts; wait for the batch in flight to commit first
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     if query.exception() is not None:
         logger.error("query failed: %s", query.exception())
         return 1
-    progress = query.lastProgress or {}
+    progress: dict[str, Any] = query.lastProgress or {}
     logger.info("query stopped last_batch_id=%s", progress.get("batchId"))
     if args.summary:
         for key, n in summary(settings).items():

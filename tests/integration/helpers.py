@@ -47,3 +47,14 @@ def mongo_db(s: Settings) -> Any:
 
 def docs(s: Settings, collection: str) -> dict[str, dict[str, Any]]:
     return {d["_id"]: d for d in mongo_db(s)[collection].find()}
+
+
+def drain(spark: Any, s: Settings, sink: Any) -> None:
+    """Run the job over everything in Kafka now, then stop it."""
+    from streaming.job import start_query
+
+    query = start_query(spark, s, sink)
+    try:
+        query.processAllAvailable()
+    finally:
+        query.stop()

@@ -8,8 +8,7 @@ from conf.settings import Settings
 from producers.events import Item, Order, Payment
 from producers.serde import encode, key_of
 from sinks.mongo_io import MongoSink
-from streaming.job import start_query
-from tests.integration.helpers import create_topics, docs, produce
+from tests.integration.helpers import create_topics, docs, drain, produce
 
 pytestmark = pytest.mark.integration
 T0 = 1_767_225_600_000
@@ -48,11 +47,7 @@ def test_kafka_to_spark_to_mongo(spark, pipeline_settings: Settings) -> None:
 
     sink = MongoSink(s)
     sink.ensure_indexes()
-    query = start_query(spark, s, sink)
-    try:
-        query.processAllAvailable()
-    finally:
-        query.stop()
+    drain(spark, s, sink)
 
     out = docs(s, s.mongo.outcomes_collection)
     assert {k: out[k]["status"] for k in out} == {

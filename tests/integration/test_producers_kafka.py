@@ -21,13 +21,10 @@ from producers import serde
 from producers.kafka_io import Sender
 from producers.scenario import ScenarioConfig, generate
 from producers.topics import ensure_topics
+from tests.scenarios import DIRTY
 
 pytestmark = pytest.mark.integration
 
-DIRTY = dict(
-    p_duplicate_order=0.05, p_duplicate_payment=0.05, p_payment_before_order=0.05, p_late=0.02,
-    p_unpaid=0.05, p_wrong_amount=0.05, p_split=0.05, p_orphan=0.03, p_malformed=0.03,
-)  # fmt: skip
 Record = tuple[str, int, bytes, bytes]  # topic, partition, key, value
 
 

@@ -20,21 +20,11 @@ from scripts.check_truth import differences
 from sinks.documents import Row
 from sinks.mongo_io import MongoSink
 from streaming.job import rules_of, start_query
-from tests.integration.helpers import create_topics, docs, mongo_db, produce
+from tests.integration.helpers import create_topics, docs, drain, mongo_db, produce
+from tests.scenarios import DIRTY
 
 pytestmark = pytest.mark.integration
 
-DIRTY = dict(
-    p_duplicate_order=0.05,
-    p_duplicate_payment=0.05,
-    p_payment_before_order=0.05,
-    p_late=0.02,
-    p_unpaid=0.06,
-    p_wrong_amount=0.06,
-    p_split=0.06,
-    p_orphan=0.04,
-    p_malformed=0.04,
-)
 
 
 def load_scenario(s: Settings, n_orders: int = 600, seed: int = 7) -> dict[str, Any]:
@@ -95,11 +85,7 @@ def test_every_kind_of_dirt_equals_the_truth_and_replay_changes_nothing(
     truth = load_scenario(s)
     sink = RecordingSink(s)
     sink.ensure_indexes()
-    query = start_query(spark, s, sink)
-    try:
-        query.processAllAvailable()
-    finally:
-        query.stop()
+    drain(spark, s, sink)
     assert len(sink.batches) >= 4
     assert_equals_truth(s, truth)
 
@@ -127,11 +113,7 @@ def test_restart_from_checkpoint_halfway(spark, pipeline_settings: Settings) -> 
     assert docs(s, s.mongo.outcomes_collection)
     assert differences(truth, *mongo_state(s))
 
-    query = start_query(spark, s, MongoSink(s))
-    try:
-        query.processAllAvailable()
-    finally:
-        query.stop()
+    drain(spark, s, MongoSink(s))
     assert_equals_truth(s, truth)
 
 

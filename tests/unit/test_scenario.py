@@ -21,18 +21,8 @@ from producers.scenario import (
     generate,
 )
 from streaming.rules import Rules
+from tests.scenarios import DIRTY
 
-DIRTY = dict(
-    p_duplicate_order=0.1,
-    p_duplicate_payment=0.1,
-    p_payment_before_order=0.1,
-    p_late=0.05,
-    p_unpaid=0.1,
-    p_wrong_amount=0.1,
-    p_split=0.1,
-    p_orphan=0.05,
-    p_malformed=0.1,
-)
 N = 4000
 
 
