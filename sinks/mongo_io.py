@@ -155,6 +155,8 @@ class MongoSink:
 
     def __call__(self, batch_df: Any, batch_id: int) -> None:
         started = time.monotonic()
+        if self.publish is not None:  # read twice (Mongo, then Kafka): compute the batch once
+            batch_df = batch_df.persist()
         pdf = batch_df.toPandas()  # runs the micro-batch: Kafka read, parse, state step
         collected = time.monotonic()
         rows = [
@@ -172,8 +174,10 @@ class MongoSink:
             p = self.write_rows(rows, batch_id)
         except PyMongoError as exc:
             raise SinkError(f"batch_id={batch_id} mongo error {type(exc).__name__}: {exc}") from exc
-        if self.publish is not None and rows:
-            self.publish(batch_df, batch_id)
+        if self.publish is not None:
+            if rows:
+                self.publish(batch_df, batch_id)
+            batch_df.unpersist()
         elapsed = time.monotonic() - started
         if p is None:
             return

@@ -66,3 +66,36 @@ def test_kafka_to_spark_to_mongo(spark, pipeline_settings: Settings) -> None:
     assert [(d["reason"], d["raw"]) for d in dead.values()] == [
         ("invalid_json", '{"payment_id": 7')
     ]
+
+
+def test_outcomes_and_dead_letters_published_to_kafka(
+    spark, pipeline_settings: Settings, kafka_conf
+) -> None:
+    from confluent_kafka import Consumer
+
+    from producers.topics import ensure_topics
+    from sinks.kafka_io import kafka_publisher
+
+    s = pipeline_settings.model_copy(update={"pipeline": pipeline_settings.pipeline.model_copy(
+        update={"publish_outcomes": True, "publish_dead_letters": True})})
+    create_topics(s)
+    ensure_topics(s, [s.topics.outcomes, s.topics.dead_letters], 3)
+    produce(s, [(s.topics.orders, b"o1", encode(_order(1, T0))),
+                (s.topics.payments, b"o1", encode(_payment("p1", "o1", T0 + 1000))),
+                (s.topics.orders, b"o2", b"not json")])
+    drain(spark, s, MongoSink(s, publish=kafka_publisher(s)))
+
+    c = Consumer({**kafka_conf, "group.id": "check", "auto.offset.reset": "earliest"})
+    c.subscribe([s.topics.outcomes, s.topics.dead_letters])
+    got: dict[str, list] = {s.topics.outcomes: [], s.topics.dead_letters: []}
+    for _ in range(30):
+        for m in c.consume(100, timeout=1.0):
+            if m.error() is None:
+                got[m.topic()].append(m)
+        if got[s.topics.outcomes] and got[s.topics.dead_letters]:
+            break
+    c.close()
+    assert [m.key() for m in got[s.topics.outcomes]] == [b"o1"]
+    assert b'"status":"PAID"' in got[s.topics.outcomes][0].value()
+    (dead,) = got[s.topics.dead_letters]
+    assert dead.value() == b"not json" and dict(dead.headers())["reason"] == b"invalid_json"
