@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import statistics
 import subprocess
 import sys
@@ -195,32 +196,18 @@ def throughput(base: Settings, events: int) -> None:
     )
 
 
-def run_producer(s: Settings, rate: float, seconds: float) -> subprocess.Popen[bytes]:
+def run_producer(s: Settings, rate: float, seconds: float, *extra: str) -> subprocess.Popen[bytes]:
+    """producers.simulate in wall-clock mode at `rate` events/s, with the job's window rules."""
     orders_per_s = rate / 2.05  # an order brings ~1.05 payments
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "producers.simulate",
-            "--clock",
-            "wall",
-            "--rate",
-            str(orders_per_s),
-            "--count",
-            str(int(orders_per_s * seconds) + 10),
-            "--duration",
-            str(seconds),
-            "--orders-topic",
-            s.topics.orders,
-            "--payments-topic",
-            s.topics.payments,
-            "--log-level",
-            "WARNING",
-        ],
-        cwd=REPO_ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    cmd = [sys.executable, "-m", "producers.simulate", "--clock", "wall",
+           "--rate", str(orders_per_s), "--count", str(int(orders_per_s * seconds) + 10),
+           "--duration", str(seconds), "--orders-topic", s.topics.orders,
+           "--payments-topic", s.topics.payments, "--log-level", "WARNING", *extra]  # fmt: skip
+    env = {**os.environ, "PIPELINE_WINDOW_AFTER_S": str(s.pipeline.window_after_s),
+           "PIPELINE_ALLOWED_LATENESS_S": str(s.pipeline.allowed_lateness_s),
+           "PIPELINE_SKEW_BEFORE_S": str(s.pipeline.skew_before_s)}  # fmt: skip
+    return subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
 
 
 # The state run uses short windows so that orders close within the run and the state can level
