@@ -47,24 +47,30 @@ class Service:
         return self.home / f"{self.name}.log"
 
 
+def _kafka_java(home: Path) -> list[str]:
+    """`java` with the Kafka jars and logging set up; the broker and its tools both start so."""
+    return [
+        "java",
+        f"-Dlog4j2.configurationFile={home / 'config' / 'log4j2.properties'}",
+        f"-Dkafka.logs.dir={home / 'logs'}",
+        "-cp",
+        str(home / "libs" / "*"),
+    ]
+
+
 def kafka_service(s: Settings) -> Service:
     home = Path(s.stack.dir) / "kafka"
-    config = home / "config"
     return Service(
         name="kafka",
         home=home,
         cmd=[
-            "java",
+            *_kafka_java(home),
             "-Xms256m",
             "-Xmx768m",
             "-XX:+UseG1GC",
             "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={config / 'log4j2.properties'}",
-            f"-Dkafka.logs.dir={home / 'logs'}",
-            "-cp",
-            str(home / "libs" / "*"),
             "kafka.Kafka",
-            str(config / "server.properties"),
+            str(home / "config" / "server.properties"),
         ],
         marker="kafka.Kafka",
     )
@@ -132,10 +138,6 @@ logger.apache.level = WARN
 """
 
 
-def _java_cp(home: Path) -> str:
-    return str(home / "libs" / "*")
-
-
 def prepare_kafka(s: Settings) -> None:
     """Write the broker's config and format its KRaft storage on first use."""
     svc = kafka_service(s)
@@ -152,11 +154,7 @@ def prepare_kafka(s: Settings) -> None:
         return
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
     cmd = [
-        "java",
-        "-cp",
-        _java_cp(svc.home),
-        f"-Dlog4j2.configurationFile={config / 'log4j2.properties'}",
-        f"-Dkafka.logs.dir={svc.home / 'logs'}",
+        *_kafka_java(svc.home),
         "kafka.tools.StorageTool",
         "format",
         "-t",

@@ -47,8 +47,9 @@ def outcome_update(row: Row, written_at_ms: int) -> UpdateOne:
     return UpdateOne({"_id": row.doc_id}, {"$set": fields, "$min": timing}, upsert=True)
 
 
-def dead_letter_update(row: Row, written_at_ms: int) -> UpdateOne:
-    doc = {**json.loads(row.doc), "raw": row.raw}
+def dead_letter_update(row: Row, doc: dict[str, Any], written_at_ms: int) -> UpdateOne:
+    """`doc` is `row.doc` parsed (the caller has parsed it already)."""
+    doc = {**doc, "raw": row.raw}
     return UpdateOne(
         {"_id": row.doc_id},
         {"$set": doc, "$min": {"dead_lettered_at": written_at_ms}},
@@ -65,9 +66,10 @@ def plan(rows: Iterable[Row], written_at_ms: int) -> Plan:
     for row in rows:
         counts[row.kind] = counts.get(row.kind, 0) + 1
         if row.kind == DEAD_LETTER:
-            reason_key = "reason:" + json.loads(row.doc)["reason"].split(":")[0]
+            doc = json.loads(row.doc)
+            reason_key = "reason:" + doc["reason"].split(":")[0]
             counts[reason_key] = counts.get(reason_key, 0) + 1
-            dead.append(dead_letter_update(row, written_at_ms))
+            dead.append(dead_letter_update(row, doc, written_at_ms))
         elif row.kind in (OUTCOME, ORPHAN):
             outcomes.append(outcome_update(row, written_at_ms))
         else:

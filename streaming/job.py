@@ -30,13 +30,11 @@ from conf.settings import Settings
 from streaming import parse
 from streaming.rules import Rules
 from streaming.state import (
-    DEAD_LETTER,
     EVENT_COLUMNS,
     ORDER,
     PAYMENT,
     Output,
-    dead_letter_doc,
-    dead_letter_id,
+    dead_letter,
     empty_state,
     step,
 )
@@ -97,41 +95,19 @@ def _event_tuples(pdf: pd.DataFrame) -> list[tuple[Any, ...]]:
 
 
 def _dead_letters(pdf: pd.DataFrame) -> list[Output]:
-    out = []
-    for topic, partition, offset, key, raw, reason, kafka_ts in zip(
-        pdf["topic"].tolist(),
-        pdf["partition"].astype("int64").tolist(),
-        pdf["offset"].astype("int64").tolist(),
-        pdf["order_id"].tolist(),
-        pdf["raw"].tolist(),
-        pdf["reason"].tolist(),
-        pdf["kafka_ts"].astype("int64").tolist(),
-        strict=True,
-    ):
-        ev = (
-            parse.MALFORMED,
-            key,
-            None,
-            None,
-            None,
-            None,
-            None,
-            kafka_ts,
-            topic,
-            partition,
-            offset,
-            raw,
+    return [
+        dead_letter(topic, partition, offset, key, reason, raw, kafka_ts)
+        for topic, partition, offset, key, reason, raw, kafka_ts in zip(
+            pdf["topic"].tolist(),
+            pdf["partition"].astype("int64").tolist(),
+            pdf["offset"].astype("int64").tolist(),
+            pdf["order_id"].tolist(),
+            pdf["reason"].tolist(),
+            pdf["raw"].tolist(),
+            pdf["kafka_ts"].astype("int64").tolist(),
+            strict=True,
         )
-        out.append(
-            Output(
-                DEAD_LETTER,
-                dead_letter_id(topic, partition, offset),
-                dead_letter_doc(ev, reason),
-                raw=raw,
-                kafka_ts=kafka_ts,
-            )
-        )
-    return out
+    ]
 
 
 def make_state_func(rules: Rules):  # type: ignore[no-untyped-def]

@@ -114,19 +114,20 @@ def orphan_doc(payment_id: str, order_id: str, p: list[Any]) -> dict[str, Any]:
     }
 
 
-def dead_letter_doc(ev: tuple[Any, ...], reason: str) -> dict[str, Any]:
-    return {
-        "topic": ev[8],
-        "partition": ev[9],
-        "offset": ev[10],
-        "key": ev[1],
-        "reason": reason,
-        "event_ts": ev[3],
-    }
-
-
-def dead_letter_id(topic: str, partition: int, offset: int) -> str:
-    return f"{topic}:{partition}:{offset}"
+def dead_letter(
+    topic: str,
+    partition: int,
+    offset: int,
+    key: str | None,
+    reason: str,
+    raw: str | None,
+    kafka_ts: int | None,
+    event_ts: int | None = None,
+) -> Output:
+    """A dead letter, keyed by where the message sits in Kafka (so a replay rewrites, not adds)."""
+    doc = {"topic": topic, "partition": partition, "offset": offset, "key": key,
+           "reason": reason, "event_ts": event_ts}  # fmt: skip
+    return Output(DEAD_LETTER, f"{topic}:{partition}:{offset}", doc, raw=raw, kafka_ts=kafka_ts)
 
 
 def step(
@@ -147,12 +148,8 @@ def step(
         if rules.is_late(event_ts, watermark):
             res.stats.late += 1
             res.outputs.append(
-                Output(
-                    DEAD_LETTER,
-                    dead_letter_id(ev[8], ev[9], ev[10]),
-                    dead_letter_doc(ev, Reason.LATE.value),
-                    raw=ev[11],
-                    kafka_ts=ev[7],
+                dead_letter(
+                    ev[8], ev[9], ev[10], order_id, Reason.LATE.value, ev[11], ev[7], event_ts
                 )
             )
         elif kind == ORDER:
