@@ -34,7 +34,8 @@ from pymongo import MongoClient, UpdateOne
 from conf.settings import REPO_ROOT, MongoSettings, Settings, TopicSettings, load_settings
 from producers.scenario import ScenarioConfig, generate
 from producers.topics import ensure_topics
-from sinks.mongo_io import CHUNK, MongoSink
+from sinks.factory import sink_for
+from sinks.mongo_io import CHUNK
 from streaming.job import rules_of, start_query
 from streaming.session import build_session
 
@@ -167,7 +168,7 @@ def throughput(base: Settings, events: int) -> None:
             seconds,
         )
 
-    sink = MongoSink(s, on_batch=on_batch)
+    sink = sink_for(s, on_batch=on_batch)
     sink.ensure_indexes()
     t0 = time.perf_counter()
     q = start_query(spark, s, sink, available_now=True)
@@ -206,8 +207,9 @@ def run_producer(s: Settings, rate: float, seconds: float, *extra: str) -> subpr
     env = {**os.environ, "PIPELINE_WINDOW_AFTER_S": str(s.pipeline.window_after_s),
            "PIPELINE_ALLOWED_LATENESS_S": str(s.pipeline.allowed_lateness_s),
            "PIPELINE_SKEW_BEFORE_S": str(s.pipeline.skew_before_s)}  # fmt: skip
-    return subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
 
 
 # The state run uses short windows so that orders close within the run and the state can level
@@ -231,7 +233,7 @@ def steady(base: Settings, rate: float, seconds: float, sample_every: float | No
         if time.time() > warmup_until:
             latencies.extend(lat)
 
-    sink = MongoSink(s, on_batch=on_batch)
+    sink = sink_for(s, on_batch=on_batch)
     sink.ensure_indexes()
     q = start_query(spark, s, sink)
     extra = ("--payment-delay-max-s", "60") if sample_every else ()

@@ -67,6 +67,44 @@ def differences(
     return out
 
 
+def _label(outcome: tuple[Any, ...]) -> str:
+    return f"{outcome[0]}{' final' if outcome[1] else ''}"
+
+
+def divergence(
+    truth: dict[str, Any],
+    outcome_docs: Iterable[dict[str, Any]],
+    dead_docs: Iterable[dict[str, Any]],
+) -> Counter[str]:
+    """How MongoDB departs from the truth, counted by kind of departure (empty when equal).
+    For comparing pipeline shapes: which semantics one keeps and which it loses, and how often."""
+    (w_orders, w_orphans, w_dead), (g_orders, g_orphans, g_dead) = (
+        expected(truth),
+        actual(outcome_docs, dead_docs),
+    )
+    out: Counter[str] = Counter()
+    for oid in set(w_orders) | set(g_orders):
+        w, g = w_orders.get(oid), g_orders.get(oid)
+        if w == g:
+            continue
+        if g is None:
+            out[f"order missing (truth {_label(w)})"] += 1  # type: ignore[arg-type]
+        elif w is None:
+            out["order not in truth"] += 1
+        elif w[2:] != g[2:]:
+            out["order amount/paid/payments differ"] += 1
+        else:
+            out[f"order {_label(w)} written as {_label(g)}"] += 1
+    for pid in set(w_orphans) | set(g_orphans):
+        if w_orphans.get(pid) != g_orphans.get(pid):
+            out["orphan missing" if pid not in g_orphans else "orphan not in truth"] += 1
+    for key, n in (w_dead - g_dead).items():
+        out[f"dead letter missing ({key[1].split(':')[0]})"] += n
+    for key, n in (g_dead - w_dead).items():
+        out[f"dead letter not in truth ({key[1].split(':')[0]})"] += n
+    return out
+
+
 def fetch(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     from pymongo import MongoClient
 

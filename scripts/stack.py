@@ -78,13 +78,15 @@ def kafka_service(s: Settings) -> Service:
 
 def mongo_service(s: Settings) -> Service:
     home = Path(s.stack.dir) / "ferretdb"
+    pragmas = [x.strip() for x in s.stack.ferretdb_sqlite_pragmas.split(",") if x.strip()]
+    query = "&".join(f"_pragma={x}" for x in pragmas)
     return Service(
         name="ferretdb",
         home=home,
         cmd=[
             str(Path(s.stack.dir) / "bin" / "ferretdb"),
             "--handler=sqlite",
-            f"--sqlite-url=file:{home / 'data'}/",
+            f"--sqlite-url=file:{home / 'data'}/" + (f"?{query}" if query else ""),
             f"--state-dir={home}",
             f"--listen-addr=127.0.0.1:{s.stack.mongo_port}",
             "--debug-addr=-",

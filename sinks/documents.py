@@ -1,8 +1,14 @@
-"""From the job's output rows to MongoDB upserts. Pure: no network.
+"""From the job's output rows to MongoDB writes. Pure: no network.
 
-Every upsert is keyed by `_id` and `$set`s the whole computed state (never `$inc`), so writing
-the same rows twice leaves the same documents. Processing-time fields live under `timing` and
-are set with `$min`, so a replay cannot move them either.
+Every write is keyed by `_id` and sets the whole computed state (never `$inc`), so writing the
+same rows twice leaves the same documents. Processing-time fields live under `timing` and are
+set with `$min`, so a replay cannot move them either.
+
+A document the job emits for the first time (an order's first outcome, an orphan payment, a dead
+letter) is planned as an insert, which costs a MongoDB-protocol server far less than an upsert
+(FerretDB/SQLite: ~6,000 inserts/s against ~1,000 upserts of existing documents/s). Each insert
+carries its upsert as a fallback: when the document exists already (a batch replayed after a
+crash), the sink applies the upsert instead, which leaves the same document.
 """
 
 from __future__ import annotations
@@ -27,40 +33,60 @@ class Row:
     kafka_ts: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One document's write: `insert` (the whole document) when the job emits it for the first
+    time, else None; `upsert` always (the fallback when the insert finds the document there)."""
+
+    doc_id: str
+    upsert: UpdateOne
+    insert: dict[str, Any] | None = None
+
+
 @dataclass(slots=True)
 class Plan:
-    outcomes: list[UpdateOne]
-    dead_letters: list[UpdateOne]
+    outcomes: list[Write]
+    dead_letters: list[Write]
     counts: dict[str, int]
     fingerprint: str
 
 
-def outcome_update(row: Row, written_at_ms: int) -> UpdateOne:
+def _write(doc_id: str, fields: dict[str, Any], at_least: dict[str, int], first: bool) -> Write:
+    """`fields` are `$set`, `at_least` (dotted paths) `$min`; `first`: also plan an insert."""
+    upsert = UpdateOne({"_id": doc_id}, {"$set": fields, "$min": at_least}, upsert=True)
+    if not first:
+        return Write(doc_id, upsert)
+    doc: dict[str, Any] = {"_id": doc_id, **fields}
+    for path, value in at_least.items():
+        head, _, leaf = path.rpartition(".")
+        (doc.setdefault(head, {}) if head else doc)[leaf] = value
+    return Write(doc_id, upsert, doc)
+
+
+def outcome_write(row: Row, written_at_ms: int) -> Write:
     doc: dict[str, Any] = json.loads(row.doc)
+    first = row.kind == ORPHAN  # an orphan payment is emitted once, final
     if row.raw is not None and row.kind == OUTCOME:
-        # the order's own fields, as the retailer sent them (immutable per order_id)
+        # the order's own fields, as the retailer sent them (immutable per order_id); the job
+        # attaches them to an order's first outcome only
         doc["order"] = json.loads(row.raw)
+        first = True
     fields = {**doc, "kind": row.kind}
     timing: dict[str, int] = {"timing.first_written_at": written_at_ms}
     if row.kafka_ts is not None:
         timing["timing.latency_ms"] = max(0, written_at_ms - row.kafka_ts)
-    return UpdateOne({"_id": row.doc_id}, {"$set": fields, "$min": timing}, upsert=True)
+    return _write(row.doc_id, fields, timing, first)
 
 
-def dead_letter_update(row: Row, doc: dict[str, Any], written_at_ms: int) -> UpdateOne:
+def dead_letter_write(row: Row, doc: dict[str, Any], written_at_ms: int) -> Write:
     """`doc` is `row.doc` parsed (the caller has parsed it already)."""
-    doc = {**doc, "raw": row.raw}
-    return UpdateOne(
-        {"_id": row.doc_id},
-        {"$set": doc, "$min": {"dead_lettered_at": written_at_ms}},
-        upsert=True,
-    )
+    return _write(row.doc_id, {**doc, "raw": row.raw}, {"dead_lettered_at": written_at_ms}, True)
 
 
 def plan(rows: Iterable[Row], written_at_ms: int) -> Plan:
-    """Group a batch's rows into upserts per collection, with a fingerprint of their content."""
-    outcomes: list[UpdateOne] = []
-    dead: list[UpdateOne] = []
+    """Group a batch's rows into writes per collection, with a fingerprint of their content."""
+    outcomes: list[Write] = []
+    dead: list[Write] = []
     counts: dict[str, int] = {}
     digest = hashlib.sha256()
     for row in rows:
@@ -69,9 +95,9 @@ def plan(rows: Iterable[Row], written_at_ms: int) -> Plan:
             doc = json.loads(row.doc)
             reason_key = "reason:" + doc["reason"].split(":")[0]
             counts[reason_key] = counts.get(reason_key, 0) + 1
-            dead.append(dead_letter_update(row, doc, written_at_ms))
+            dead.append(dead_letter_write(row, doc, written_at_ms))
         elif row.kind in (OUTCOME, ORPHAN):
-            outcomes.append(outcome_update(row, written_at_ms))
+            outcomes.append(outcome_write(row, written_at_ms))
         else:
             raise ValueError(f"unknown output kind {row.kind!r}")
         digest.update(row.doc_id.encode())

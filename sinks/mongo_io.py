@@ -1,7 +1,9 @@
 """The foreachBatch writer: the job's output rows -> idempotent upserts into MongoDB.
 
 The only module of the job that talks to MongoDB. A batch is written with unordered
-`bulk_write`s of upserts keyed by `_id` (see `sinks/documents.py`), then a marker
+`bulk_write`s keyed by `_id` (see `sinks/documents.py`): inserts of documents emitted for the
+first time (an insert that finds its document there falls back to its upsert), then upserts of
+the full state of the rest. Then a marker
 `{_id: <checkpoint>:<batch_id>, fingerprint}` is stored. A batch Spark replays after a crash is
 either skipped (marker with the same fingerprint: it was fully written) or written again, which
 the upserts make harmless. Transient MongoDB errors are retried with backoff a bounded number of
@@ -18,19 +20,24 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pymongo import ASCENDING, MongoClient
+from pymongo import ASCENDING, InsertOne, MongoClient, UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import AutoReconnect, BulkWriteError, ConnectionFailure, PyMongoError
 
 from conf.settings import Settings
 from sinks import metrics
-from sinks.documents import Plan, Row, plan
+from sinks.documents import Plan, Row, Write, plan
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 TRANSIENT = (AutoReconnect, ConnectionFailure)
-CHUNK = 500  # upserts per bulk_write command
+CHUNK = 500  # writes per bulk_write command
+DUPLICATE_KEY = 11000
+
+
+def _chunks(items: Sequence[T]) -> list[list[T]]:
+    return [list(items[i : i + CHUNK]) for i in range(0, len(items), CHUNK)]
 
 
 class SinkError(RuntimeError):
@@ -98,23 +105,47 @@ class MongoSink:
     def marker_id(self, batch_id: int) -> str:
         return f"{self.settings.spark.checkpoint_location}:{batch_id}"
 
-    def write(self, name: str, ops: Sequence[Any], batch_id: int) -> None:
-        coll = self.collection(name)
-
-        def write_chunk(chunk: Sequence[Any]) -> None:
-            try:
-                retry(lambda: coll.bulk_write(list(chunk), ordered=False), f"bulk_write {name}")
-            except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
+    def _bulk(
+        self, coll: Collection[dict[str, Any]], ops: list[Any], batch_id: int, inserts: bool
+    ) -> list[int]:
+        """One unordered bulk_write; returns the indexes of inserts that found their document
+        already there (only when `inserts`). Any other write error fails the batch."""
+        try:
+            retry(lambda: coll.bulk_write(ops, ordered=False), f"bulk_write {coll.name}")
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            dup = [e["index"] for e in errors if inserts and e.get("code") == DUPLICATE_KEY]
+            if len(dup) < len(errors):
+                other = [e for e in errors if not (inserts and e.get("code") == DUPLICATE_KEY)]
                 raise SinkError(
-                    f"batch_id={batch_id} collection={name} write errors={len(errors)} "
-                    f"first={errors[0].get('errmsg') if errors else None}"
+                    f"batch_id={batch_id} collection={coll.name} write errors={len(other)} "
+                    f"first={other[0].get('errmsg')}"
                 ) from exc
+            return dup
+        return []
 
-        chunks = [ops[i : i + CHUNK] for i in range(0, len(ops), CHUNK)]
-        # A batch holds each _id once, so its chunks commute and can go in parallel; list()
-        # re-raises the first failure after all chunks finished.
-        list(self._pool.map(write_chunk, chunks))
+    def write(self, name: str, writes: Sequence[Write], batch_id: int) -> None:
+        """Inserts first (a replayed insert falls back to its upsert), then the upserts."""
+        coll = self.collection(name)
+        inserts = [w for w in writes if w.insert is not None]
+        upserts = [w.upsert for w in writes if w.insert is None]
+
+        def insert_chunk(chunk: Sequence[Write]) -> list[UpdateOne]:
+            dup = self._bulk(coll, [InsertOne(w.insert) for w in chunk], batch_id, inserts=True)
+            return [chunk[i].upsert for i in dup]
+
+        # A batch holds each _id once, so its writes commute and chunks can go in parallel;
+        # list() re-raises the first failure after all chunks finished.
+        fallbacks = [u for us in self._pool.map(insert_chunk, _chunks(inserts)) for u in us]
+        if fallbacks:
+            logger.info(
+                "documents already there, upserted batch_id=%s collection=%s n=%d",
+                batch_id,
+                name,
+                len(fallbacks),
+            )
+        ops = upserts + fallbacks
+        list(self._pool.map(lambda c: self._bulk(coll, c, batch_id, False), _chunks(ops)))
 
     def _fault_point(self, batch_id: int) -> None:
         """Half of the batch is written here: the crash test kills the process at this point."""
@@ -153,13 +184,9 @@ class MongoSink:
         )
         return p
 
-    def __call__(self, batch_df: Any, batch_id: int) -> None:
-        started = time.monotonic()
-        if self.publish is not None:  # read twice (Mongo, then Kafka): compute the batch once
-            batch_df = batch_df.persist()
-        pdf = batch_df.toPandas()  # runs the micro-batch: Kafka read, parse, state step
-        collected = time.monotonic()
-        rows = [
+    def rows_of(self, pdf: Any) -> list[Row]:
+        """The batch's documents to write, from the job's output rows (streaming/job.py)."""
+        return [
             Row(k, d, doc, raw, None if ts is None or ts != ts else int(ts))
             for k, d, doc, raw, ts in zip(
                 pdf["kind"].tolist(),
@@ -170,7 +197,15 @@ class MongoSink:
                 strict=True,
             )
         ]
+
+    def __call__(self, batch_df: Any, batch_id: int) -> None:
+        started = time.monotonic()
+        if self.publish is not None:  # read twice (Mongo, then Kafka): compute the batch once
+            batch_df = batch_df.persist()
+        pdf = batch_df.toPandas()  # runs the micro-batch: Kafka read, parse, state step
+        collected = time.monotonic()
         try:
+            rows = self.rows_of(pdf)
             p = self.write_rows(rows, batch_id)
         except PyMongoError as exc:
             raise SinkError(f"batch_id={batch_id} mongo error {type(exc).__name__}: {exc}") from exc

@@ -177,10 +177,18 @@ def start_query(
     available_now: bool = False,  # type: ignore[no-untyped-def]
     query_name: str = "reconcile",
 ) -> StreamingQuery:
+    if s.pipeline.shape == "join":
+        from streaming.join_shape import build_join_outputs
+
+        # two de-duplications and a join: three stateful operators, in append mode
+        spark.conf.set("spark.sql.streaming.statefulOperator.allowMultiple", "true")
+        outputs, mode = build_join_outputs(spark, s), "append"
+    else:
+        spark.conf.set("spark.sql.streaming.statefulOperator.allowMultiple", "false")
+        outputs, mode = build_outputs(spark, s), "update"
     writer = (
-        build_outputs(spark, s)
-        .writeStream.queryName(query_name)
-        .outputMode("update")
+        outputs.writeStream.queryName(query_name)
+        .outputMode(mode)
         .foreachBatch(sink)
         .option("checkpointLocation", s.spark.checkpoint_location)
     )
