@@ -182,6 +182,7 @@ def throughput(base: Settings, events: int) -> None:
         json.dumps(
             {
                 "benchmark": "throughput",
+                "shape": s.pipeline.shape,
                 "events": n,
                 "documents_written": written[0],
                 "pipeline_seconds": round(pipeline_s, 1),
@@ -291,11 +292,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=2000.0, help="events/s (latency, state)")
     p.add_argument("--seconds", type=float, default=120.0, help="latency run length")
     p.add_argument("--minutes", type=float, default=10.0, help="state run length")
+    p.add_argument(
+        "--shape", choices=["state", "join"], default=None, help="PIPELINE_SHAPE for this run"
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("py4j", "streaming.job"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     base = load_settings()
+    if args.shape:
+        base = base.model_copy(
+            update={"pipeline": base.pipeline.model_copy(update={"shape": args.shape})}
+        )
     if args.mode == "throughput":
         throughput(base, args.events)
     elif args.mode == "ceiling":

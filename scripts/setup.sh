@@ -2,7 +2,7 @@
 # Installs everything the project runs on into git-ignored folders of the checkout, idempotently:
 #   .venv/                   the package with its dev extras (pip, from PyPI)
 #   .stack/kafka/libs/       Apache Kafka broker (KRaft) jars (mvn, from Maven Central)
-#   .stack/spark-jars/       Spark's Kafka source for the pinned pyspark (mvn, from Maven Central)
+#   .stack/spark-jars/       Spark's Kafka source for the pinned pyspark, and the GCS connector (mvn)
 #   .stack/bin/ferretdb      FerretDB v1, a MongoDB-protocol server (go, from the Go module proxy)
 # A stamp per part records what was installed; a second run checks stamps and downloads nothing.
 set -euo pipefail

@@ -27,15 +27,28 @@ def kafka_publisher(settings: Settings) -> Callable[[Any, int], None] | None:
         from pyspark.sql import functions as sf
 
         if p.publish_outcomes:
-            (batch_df.where(sf.col("kind") != DEAD_LETTER)
-             .select(sf.col("doc_id").alias("key"), sf.col("doc").alias("value"))
-             .write.format("kafka").options(**options).option("topic", t.outcomes).save())
+            (
+                batch_df.where(sf.col("kind") != DEAD_LETTER)
+                .select(sf.col("doc_id").alias("key"), sf.col("doc").alias("value"))
+                .write.format("kafka")
+                .options(**options)
+                .option("topic", t.outcomes)
+                .save()
+            )
         if p.publish_dead_letters:
             reason = sf.get_json_object(sf.col("doc"), "$.reason")
             header = sf.struct(sf.lit("reason").alias("key"), reason.cast("binary").alias("value"))
-            (batch_df.where(sf.col("kind") == DEAD_LETTER)
-             .select(sf.col("doc_id").alias("key"), sf.col("raw").alias("value"),
-                     sf.array(header).alias("headers"))
-             .write.format("kafka").options(**options).option("topic", t.dead_letters).save())
+            (
+                batch_df.where(sf.col("kind") == DEAD_LETTER)
+                .select(
+                    sf.col("doc_id").alias("key"),
+                    sf.col("raw").alias("value"),
+                    sf.array(header).alias("headers"),
+                )
+                .write.format("kafka")
+                .options(**options)
+                .option("topic", t.dead_letters)
+                .save()
+            )
 
     return publish

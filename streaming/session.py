@@ -11,6 +11,8 @@ from conf.settings import SparkSettings
 
 ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
 HDFS_PROVIDER = "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider"
+GCS_FILESYSTEM = "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFileSystem"
+GCS_ABSTRACT_FILESYSTEM = "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFS"
 
 
 def connector_jars(spark: SparkSettings) -> list[str]:
@@ -45,6 +47,11 @@ def session_conf(spark: SparkSettings) -> dict[str, str]:
         "spark.sql.adaptive.enabled": "false",
         "spark.python.worker.reuse": "true",
     }
+    if spark.checkpoint_location.startswith("gs://"):
+        # Google's connector (on Dataproc already; locally from scripts/setup.sh). It signs in
+        # with Application Default Credentials: GOOGLE_APPLICATION_CREDENTIALS or gcloud's.
+        conf["spark.hadoop.fs.gs.impl"] = GCS_FILESYSTEM
+        conf["spark.hadoop.fs.AbstractFileSystem.gs.impl"] = GCS_ABSTRACT_FILESYSTEM
     jars = connector_jars(spark)
     if jars:
         conf["spark.jars"] = ",".join(jars)

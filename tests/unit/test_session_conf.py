@@ -1,0 +1,41 @@
+"""The SparkSession's configuration, derived from settings (no JVM started here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conf.settings import SparkSettings
+from streaming.session import GCS_FILESYSTEM, ROCKSDB_PROVIDER, session_conf
+
+
+def jars_dir(tmp_path: Path, *names: str) -> str:
+    for name in names:
+        (tmp_path / name).write_bytes(b"")
+    return str(tmp_path)
+
+
+def test_local_checkpoint_rocksdb_and_local_jars(tmp_path: Path) -> None:
+    d = jars_dir(tmp_path, "spark-sql-kafka-0-10_2.13-4.0.0.jar", "kafka-clients-3.9.0.jar")
+    conf = session_conf(SparkSettings(jars_dir=d, checkpoint_location=str(tmp_path / "ck")))
+    assert conf["spark.sql.streaming.stateStore.providerClass"] == ROCKSDB_PROVIDER
+    assert conf["spark.jars"].split(",") == sorted(str(p) for p in tmp_path.glob("*.jar"))
+    assert "spark.hadoop.fs.gs.impl" not in conf
+
+
+def test_gs_checkpoint_uses_googles_connector(tmp_path: Path) -> None:
+    d = jars_dir(tmp_path, "spark-sql-kafka-0-10_2.13-4.0.0.jar")
+    conf = session_conf(SparkSettings(jars_dir=d, checkpoint_location="gs://bucket/ck/reconcile"))
+    assert conf["spark.hadoop.fs.gs.impl"] == GCS_FILESYSTEM
+
+
+def test_packages_instead_of_local_jars(tmp_path: Path) -> None:
+    coords = "org.apache.spark:spark-sql-kafka-0-10_2.13:4.0.0"
+    conf = session_conf(SparkSettings(jars_dir=str(tmp_path / "none"), packages=coords))
+    assert conf["spark.jars.packages"] == coords and "spark.jars" not in conf
+
+
+def test_missing_connector_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="run scripts/setup.sh"):
+        session_conf(SparkSettings(jars_dir=str(tmp_path)))
