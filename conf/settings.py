@@ -123,7 +123,11 @@ class PipelineSettings(BaseSettings):
     allowed_lateness_s: int = Field(900, ge=0, description="PIPELINE_ALLOWED_LATENESS_S")
     window_after_s: int = Field(900, ge=0, description="PIPELINE_WINDOW_AFTER_S")
     skew_before_s: int = Field(120, ge=0, description="PIPELINE_SKEW_BEFORE_S")
-    state_buckets: int = Field(32, ge=1, description="PIPELINE_STATE_BUCKETS")
+    # order_ids are hashed into this many state groups. Python runs once per group per batch,
+    # so fewer is cheaper (measured at 500 events/s: 4 instead of 32 cut the median batch from
+    # 2.8 s to 2.1 s). Keep it at least SPARK_SHUFFLE_PARTITIONS (more on a cluster).
+    # Fixed into a checkpoint when it is created (checked at start).
+    state_buckets: int = Field(4, ge=1, description="PIPELINE_STATE_BUCKETS")
     starting_offsets: str = Field("earliest", description="PIPELINE_STARTING_OFFSETS")
     max_offsets_per_trigger: int | None = Field(
         200_000, ge=1, description="PIPELINE_MAX_OFFSETS_PER_TRIGGER"

@@ -169,7 +169,7 @@ def throughput(base: Settings, events: int) -> None:
         )
 
     sink = sink_for(s, on_batch=on_batch)
-    sink.ensure_indexes()
+    sink.prepare()
     t0 = time.perf_counter()
     q = start_query(spark, s, sink, available_now=True)
     q.awaitTermination()
@@ -198,6 +198,37 @@ def throughput(base: Settings, events: int) -> None:
     )
 
 
+def batch_breakdown(progress: list[dict[str, Any]]) -> dict[str, float]:
+    """Medians over the query's recent batches with input: where a micro-batch's time goes."""
+    rows = [p for p in progress if p.get("numInputRows")]
+    out: dict[str, float] = {}
+    for key in ("triggerExecution", "latestOffset", "queryPlanning", "walCommit", "addBatch",
+                "commitOffsets"):  # fmt: skip
+        values = [p["durationMs"].get(key, 0) for p in rows]
+        if values:
+            out[key] = statistics.median(values)
+    for key in ("allUpdatesTimeMs", "allRemovalsTimeMs", "commitTimeMs"):
+        values = [(p.get("stateOperators") or [{}])[0].get(key, 0) for p in rows]
+        if values:
+            out[f"state.{key}"] = statistics.median(values)
+    out["input_rows"] = statistics.median([p["numInputRows"] for p in rows]) if rows else 0
+    return out
+
+
+def produced_counts(s: Settings) -> dict[str, int]:
+    """Messages in each of the run's topics (end minus start offsets)."""
+    c = Consumer({**s.kafka.client_config(), "group.id": "bench-counts"})
+    counts = {}
+    for topic in (s.topics.orders, s.topics.payments):
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        counts[topic] = 0
+        for p in parts:
+            lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            counts[topic] += hi - lo
+    c.close()
+    return counts
+
+
 def run_producer(s: Settings, rate: float, seconds: float, *extra: str) -> subprocess.Popen[bytes]:
     """producers.simulate in wall-clock mode at `rate` events/s, with the job's window rules."""
     orders_per_s = rate / 2.05  # an order brings ~1.05 payments
@@ -219,14 +250,16 @@ def run_producer(s: Settings, rate: float, seconds: float, *extra: str) -> subpr
 SHORT_WINDOWS = {"window_after_s": 120, "allowed_lateness_s": 240, "skew_before_s": 30}
 
 
-def steady(base: Settings, rate: float, seconds: float, sample_every: float | None) -> None:
+def steady(
+    base: Settings, rate: float, seconds: float, sample_every: float | None, warmup: float = 20
+) -> None:
     name = f"bench-{uuid.uuid4().hex[:6]}"
     windows = SHORT_WINDOWS if sample_every else {}
     s = isolated(base, name, max_offsets_per_trigger=None, starting_offsets="earliest", **windows)
     ensure_topics(s, [s.topics.orders, s.topics.payments], s.topics.partitions)
     spark = build_session(s.spark)
     latencies: list[int] = []
-    warmup_until = time.time() + 20
+    warmup_until = time.time() + warmup
     batches: list[float] = []
 
     def on_batch(batch_id: int, plan: Any, secs: float, lat: list[int]) -> None:
@@ -235,10 +268,11 @@ def steady(base: Settings, rate: float, seconds: float, sample_every: float | No
             latencies.extend(lat)
 
     sink = sink_for(s, on_batch=on_batch)
-    sink.ensure_indexes()
+    sink.prepare()
     q = start_query(spark, s, sink)
-    extra = ("--payment-delay-max-s", "60") if sample_every else ()
-    producer = run_producer(s, rate, seconds, *extra)
+    # payments within 60 s of their order, so that they are produced within the run and the
+    # offered load is `rate` (with the default delays of up to 15 min most would fall after it)
+    producer = run_producer(s, rate, seconds, "--payment-delay-max-s", "60")
     samples = []
     t0 = time.time()
     outcomes = MongoClient(s.mongo.uri.get_secret_value())[s.mongo.database][
@@ -260,13 +294,19 @@ def steady(base: Settings, rate: float, seconds: float, sample_every: float | No
     if producer.returncode != 0:
         print(f"producer failed with exit code {producer.returncode}", file=sys.stderr)
     time.sleep(5)
+    breakdown = batch_breakdown(q.recentProgress)
     q.stop()
     spark.stop()
     lat = sorted(latencies)
+    produced = sum(produced_counts(s).values())
     result: dict[str, Any] = {
         "benchmark": "state" if sample_every else "latency",
+        "shape": s.pipeline.shape,
         "rate_events_per_s": rate,
         "seconds": seconds,
+        "warmup_seconds": warmup,
+        "events_produced": produced,
+        "offered_events_per_s": round(produced / seconds),
         "documents_measured": len(lat),
         "batch_seconds_median": round(statistics.median(batches), 2),
     }
@@ -274,6 +314,7 @@ def steady(base: Settings, rate: float, seconds: float, sample_every: float | No
         result["p50_ms"] = lat[len(lat) // 2]
         result["p99_ms"] = lat[int(len(lat) * 0.99)]
         result["max_ms"] = lat[-1]
+    result["median_batch_ms"] = breakdown
     if samples:
         result["samples"] = samples
     print(json.dumps(result, indent=1))
@@ -293,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=120.0, help="latency run length")
     p.add_argument("--minutes", type=float, default=10.0, help="state run length")
     p.add_argument(
+        "--warmup", type=float, default=20.0, help="latency: seconds not measured at the start"
+    )
+    p.add_argument(
         "--shape", choices=["state", "join"], default=None, help="PIPELINE_SHAPE for this run"
     )
     args = p.parse_args(argv)
@@ -309,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.mode == "ceiling":
         ceiling_only(base, args.database, args.events, args.docs)
     elif args.mode == "latency":
-        steady(base, args.rate, args.seconds, None)
+        steady(base, args.rate, args.seconds, None, args.warmup)
     else:
         steady(base, args.rate, args.minutes * 60, 30.0)
     Path(REPO_ROOT / ".stack" / "bench").mkdir(parents=True, exist_ok=True)

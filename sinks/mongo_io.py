@@ -40,6 +40,12 @@ def _chunks(items: Sequence[T]) -> list[list[T]]:
     return [list(items[i : i + CHUNK]) for i in range(0, len(items), CHUNK)]
 
 
+class LayoutError(RuntimeError):
+    """The settings would read an existing checkpoint's state with a different layout."""
+
+    code = "STATE_LAYOUT_CHANGED"
+
+
 class SinkError(RuntimeError):
     """Writing a batch failed after the retries; the query must stop and restart."""
 
@@ -101,6 +107,33 @@ class MongoSink:
         retry(lambda: outcomes.create_index([("order_id", ASCENDING)]), "create_index")
         dead = self.collection(m.dead_letters_collection)
         retry(lambda: dead.create_index([("reason", ASCENDING)]), "create_index")
+
+    def check_layout(self) -> None:
+        """Refuse to run a checkpoint under a different state layout than it was created with:
+        the bucket count routes each order_id to its state, so changing it under an existing
+        checkpoint would separate payments from their orders. The layout is kept beside the
+        batch markers, keyed by the checkpoint."""
+        p = self.settings.pipeline
+        layout = {"shape": p.shape, "state_buckets": p.state_buckets}
+        markers = self.collection(self.settings.mongo.batches_collection)
+        key = f"{self.settings.spark.checkpoint_location}:layout"
+        found = retry(lambda: markers.find_one({"_id": key}), "find layout")
+        if found is None:
+            retry(lambda: markers.replace_one({"_id": key}, layout, upsert=True), "write layout")
+            return
+        was = {k: found.get(k) for k in layout}
+        if was != layout:
+            raise LayoutError(
+                f"checkpoint {self.settings.spark.checkpoint_location} was created with "
+                f"PIPELINE_SHAPE={was['shape']} PIPELINE_STATE_BUCKETS={was['state_buckets']}, "
+                f"not {p.shape}/{p.state_buckets}: set those back, or start a new "
+                "SPARK_CHECKPOINT_LOCATION (and MONGO_DATABASE) to re-read the topics"
+            )
+
+    def prepare(self) -> None:
+        """Before the query starts: indexes, and the checkpoint's state layout."""
+        self.ensure_indexes()
+        self.check_layout()
 
     def marker_id(self, batch_id: int) -> str:
         return f"{self.settings.spark.checkpoint_location}:{batch_id}"

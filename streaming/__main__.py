@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.info("metrics on http://127.0.0.1:%d/metrics", args.metrics_port)
     spark = build_session(settings.spark)
     sink = sink_for(settings, publish=kafka_publisher(settings))
-    sink.ensure_indexes()
+    sink.prepare()
     query = start_query(spark, settings, sink, available_now=args.available_now)
 
     stopping = threading.Event()

@@ -76,13 +76,23 @@ def test_outcomes_and_dead_letters_published_to_kafka(
     from producers.topics import ensure_topics
     from sinks.kafka_io import kafka_publisher
 
-    s = pipeline_settings.model_copy(update={"pipeline": pipeline_settings.pipeline.model_copy(
-        update={"publish_outcomes": True, "publish_dead_letters": True})})
+    s = pipeline_settings.model_copy(
+        update={
+            "pipeline": pipeline_settings.pipeline.model_copy(
+                update={"publish_outcomes": True, "publish_dead_letters": True}
+            )
+        }
+    )
     create_topics(s)
     ensure_topics(s, [s.topics.outcomes, s.topics.dead_letters], 3)
-    produce(s, [(s.topics.orders, b"o1", encode(_order(1, T0))),
-                (s.topics.payments, b"o1", encode(_payment("p1", "o1", T0 + 1000))),
-                (s.topics.orders, b"o2", b"not json")])
+    produce(
+        s,
+        [
+            (s.topics.orders, b"o1", encode(_order(1, T0))),
+            (s.topics.payments, b"o1", encode(_payment("p1", "o1", T0 + 1000))),
+            (s.topics.orders, b"o2", b"not json"),
+        ],
+    )
     drain(spark, s, MongoSink(s, publish=kafka_publisher(s)))
 
     c = Consumer({**kafka_conf, "group.id": "check", "auto.offset.reset": "earliest"})
@@ -99,3 +109,23 @@ def test_outcomes_and_dead_letters_published_to_kafka(
     assert b'"status":"PAID"' in got[s.topics.outcomes][0].value()
     (dead,) = got[s.topics.dead_letters]
     assert dead.value() == b"not json" and dict(dead.headers())["reason"] == b"invalid_json"
+
+
+def test_checkpoint_layout_is_fixed_at_creation(pipeline_settings: Settings) -> None:
+    from sinks.mongo_io import LayoutError
+
+    s = pipeline_settings
+    MongoSink(s).prepare()  # records the layout of this (new) checkpoint
+    MongoSink(s).prepare()  # same layout: fine
+    other = s.model_copy(
+        update={
+            "pipeline": s.pipeline.model_copy(
+                update={"state_buckets": s.pipeline.state_buckets + 1}
+            )
+        }
+    )
+    with pytest.raises(LayoutError, match="PIPELINE_STATE_BUCKETS="):
+        MongoSink(other).prepare()
+    joined = s.model_copy(update={"pipeline": s.pipeline.model_copy(update={"shape": "join"})})
+    with pytest.raises(LayoutError, match="PIPELINE_SHAPE=state"):
+        MongoSink(joined).prepare()

@@ -45,3 +45,25 @@ def test_each_kind_of_difference_is_reported() -> None:
     assert differences(TRUTH, GOOD, [])  # dead letter missing
     assert differences(TRUTH, GOOD, DEAD + DEAD)  # dead letter twice
     assert differences(TRUTH, GOOD, [{**DEAD[0], "reason": "invalid_json"}])
+
+
+def test_divergence_counts_each_kind_of_departure() -> None:
+    from scripts.check_truth import divergence
+
+    assert divergence(TRUTH, GOOD, DEAD) == {}
+    got = divergence(
+        TRUTH,
+        [{**GOOD[0], "final": False}, {**GOOD[0], "_id": "o2"}],  # o1 not final; o2 extra
+        [{**DEAD[0], "reason": "invalid_json"}],
+    )
+    assert got == {
+        "order PAID final written as PAID": 1,
+        "order not in truth": 1,
+        "orphan missing": 1,
+        "dead letter missing (late)": 1,
+        "dead letter not in truth (invalid_json)": 1,
+    }
+    assert divergence(TRUTH, [{**GOOD[0], "paid": 4}, GOOD[1]], DEAD) == {
+        "order amount/paid/payments differ": 1
+    }
+    assert divergence(TRUTH, [GOOD[1]], DEAD) == {"order missing (truth PAID final)": 1}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,13 +14,17 @@ SECRET = "s3cr3t-Value"
 
 
 @pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    import os
-
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    """No project settings in the environment during the test, and the environment as it was
+    afterwards: `load_settings` copies a `.env` into os.environ (for child processes), which
+    would otherwise leak a test's .env into every later test."""
+    saved = dict(os.environ)
     for key in list(os.environ):
         if key.split("_")[0] in {"KAFKA", "MONGO", "TOPIC", "SPARK", "PIPELINE", "STACK"}:
             monkeypatch.delenv(key)
-    return monkeypatch
+    yield monkeypatch
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def test_env_file_then_environment(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
