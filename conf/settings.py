@@ -141,6 +141,7 @@ class PipelineSettings(BaseSettings):
     # of writing this batch id, after touching the flag file. Unset in normal runs.
     fault_pause_at_batch: int | None = Field(None, description="PIPELINE_FAULT_PAUSE_AT_BATCH")
     fault_flag_file: str | None = Field(None, description="PIPELINE_FAULT_FLAG_FILE")
+    fault_pause_s: float = Field(600.0, ge=0, description="PIPELINE_FAULT_PAUSE_S")
     publish_dead_letters: bool = Field(
         False, description="PIPELINE_PUBLISH_DEAD_LETTERS (to TOPIC_DEAD_LETTERS)"
     )

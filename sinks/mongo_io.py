@@ -187,7 +187,7 @@ class MongoSink:
             logger.warning("fault injection: pausing mid-batch batch_id=%s", batch_id)
             if pl.fault_flag_file:
                 Path(pl.fault_flag_file).write_text(str(batch_id))
-            time.sleep(600)
+            time.sleep(pl.fault_pause_s)
 
     def write_rows(self, rows: list[Row], batch_id: int) -> Plan | None:
         """Write one batch's rows; returns the plan, or None when the batch was already written."""

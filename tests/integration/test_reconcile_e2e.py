@@ -170,3 +170,46 @@ def test_kill_9_mid_batch_then_restart_equals_truth(
     )
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert_equals_truth(s, truth)
+
+
+def test_sigterm_mid_batch_finishes_the_batch_and_exits_cleanly(
+    pipeline_settings: Settings, tmp_path: Path
+) -> None:
+    s = small_batches(pipeline_settings, per_trigger=200)
+    truth = load_scenario(s, seed=31)
+    flag = tmp_path / "paused"
+    env = _job_env(s, PIPELINE_FAULT_PAUSE_AT_BATCH="2", PIPELINE_FAULT_FLAG_FILE=str(flag),
+                   PIPELINE_FAULT_PAUSE_S="4")  # fmt: skip
+    log = tmp_path / "job.log"
+    with log.open("w") as out:
+        job = subprocess.Popen(
+            [sys.executable, "-m", "streaming"], cwd=REPO_ROOT, env=env, stdout=out, stderr=out
+        )
+        try:
+            deadline = time.monotonic() + 240
+            while not flag.exists() and job.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert flag.exists(), "the job never reached the middle of batch 2"
+            job.send_signal(signal.SIGTERM)  # half of batch 2 is written at this point
+            job.wait(120)
+        finally:
+            if job.poll() is None:
+                job.kill()
+    stderr = log.read_text()
+    assert job.returncode == 0, stderr[-3000:]
+    assert "stopping after the current batch" in stderr
+    # the batch in flight was finished and committed, not cut off
+    markers = {d["_id"] for d in mongo_db(s)[s.mongo.batches_collection].find()}
+    assert MongoSink(s).marker_id(2) in markers
+    assert (Path(s.spark.checkpoint_location) / "commits" / "2").exists()
+
+    rerun = subprocess.run(
+        [sys.executable, "-m", "streaming", "--available-now"],
+        cwd=REPO_ROOT,
+        env=_job_env(s),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert_equals_truth(s, truth)
