@@ -14,6 +14,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from typing import Any
 
 from conf.settings import load_settings
@@ -46,6 +47,24 @@ def record_state(progress: dict[str, Any] | None) -> None:
     if ops:
         metrics.STATE_ROWS.set(ops[0].get("numRowsTotal", 0))
         metrics.STATE_BYTES.set(ops[0].get("memoryUsedBytes", 0))
+
+
+def stop_after_batch(query: Any, timeout_s: float = 600.0) -> None:
+    """Stop the query once the batch in flight (if any) has committed, before the next one.
+
+    `stop()` interrupts whatever runs; waiting for the trigger to go idle is not enough, since
+    with back-to-back triggers it may never be. So wait for the in-flight batch's progress
+    report (posted after its commit), then stop: the next batch is at most being planned or
+    computed, and a restart redoes it from its offset log."""
+    last = (query.lastProgress or {}).get("batchId", -1)
+    deadline = time.monotonic() + timeout_s
+    while query.isActive and time.monotonic() < deadline:
+        if not query.status.get("isTriggerActive"):
+            break
+        if (query.lastProgress or {}).get("batchId", -1) != last:
+            break
+        time.sleep(0.1)
+    query.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,10 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         query.awaitTermination(1)
         record_state(query.lastProgress)
     if query.isActive:
-        # stop() interrupts; wait for the batch in flight to commit first
-        while query.isActive and query.status.get("isTriggerActive"):
-            stopping.wait(0.2)
-        query.stop()
+        stop_after_batch(query)
     if query.exception() is not None:
         logger.error("query failed: %s", query.exception())
         return 1
