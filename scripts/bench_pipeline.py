@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
-from pymongo import MongoClient, UpdateOne
+from pymongo import ASCENDING, MongoClient, UpdateOne
 
 from conf.settings import REPO_ROOT, MongoSettings, Settings, TopicSettings, load_settings
 from producers.scenario import ScenarioConfig, generate
 from producers.topics import ensure_topics
 from sinks.factory import sink_for
-from sinks.mongo_io import CHUNK
+from sinks.mongo_io import CHUNK, OUTCOME_INDEXES
 from streaming.job import rules_of, start_query
 from streaming.session import build_session
 
@@ -109,7 +109,7 @@ def consume_all(s: Settings) -> tuple[int, float]:
     return n, time.perf_counter() - t0
 
 
-def mongo_ceiling(s: Settings, docs: int) -> float:
+def mongo_ceiling(s: Settings, docs: int, sample: int | None = 100_000) -> float:
     """Seconds for pymongo to bulk-upsert `docs` documents, chunked and threaded as the sink does.
 
     The documents are the pipeline's own outcomes read back, so sizes match; each is upserted
@@ -118,27 +118,38 @@ def mongo_ceiling(s: Settings, docs: int) -> float:
     from concurrent.futures import ThreadPoolExecutor
 
     db = MongoClient(s.mongo.uri.get_secret_value())[s.mongo.database]
-    # a sample of at most 100k documents, each upserted twice: FerretDB's per-upsert cost does
-    # not grow with the collection (patched _id index), so the rate extrapolates
+    # at most `sample` documents (None: all of them, as the throughput run does), each
+    # upserted twice; a sample is quicker to run and extrapolated
     found = db[s.mongo.outcomes_collection].find(batch_size=2000)
-    sample = list(found.limit(min(docs // 2, 100_000)))
-    ops = [UpdateOne({"_id": d.pop("_id")}, {"$set": d}, upsert=True) for d in sample]
+    limit = docs // 2 if sample is None else min(docs // 2, sample)
+    picked = list(found.limit(limit))
     coll = db["ceiling"]
-    chunks = [ops[i : i + CHUNK] for i in range(0, len(ops), CHUNK)]
+    coll.drop()  # a fresh collection with the outcomes' indexes, as the pipeline's
+    for field in OUTCOME_INDEXES:
+        coll.create_index([(field, ASCENDING)])
+    # the second pass changes every document (`rev`), as the pipeline's later writes do: an
+    # upsert that changes nothing is skipped by the server and would flatter the ceiling
+    passes = [
+        [UpdateOne({"_id": d["_id"]}, {"$set": {**d, "rev": rev}}, upsert=True) for d in picked]
+        for rev in (0, 1)
+    ]
     t0 = time.perf_counter()
     with ThreadPoolExecutor(s.mongo.write_threads) as pool:
-        for _ in range(2):
+        for ops in passes:
+            chunks = [ops[i : i + CHUNK] for i in range(0, len(ops), CHUNK)]
             list(pool.map(lambda c: coll.bulk_write(c, ordered=False), chunks))
     elapsed = time.perf_counter() - t0
-    return elapsed * docs / (2 * len(ops))  # scaled to exactly `docs` upserts
+    return elapsed * docs / (2 * len(picked))  # scaled to exactly `docs` upserts
 
 
-def ceiling_only(base: Settings, database: str, events: int, docs: int) -> None:
+def ceiling_only(
+    base: Settings, database: str, events: int, docs: int, sample: int | None
+) -> None:
     """The raw ceiling alone, against the topics and documents of an earlier throughput run."""
     name = database.replace("_", "-")
     s = isolated(base, name)
     consumed, consume_s = consume_all(s)
-    mongo_s = mongo_ceiling(s, docs)
+    mongo_s = mongo_ceiling(s, docs, sample)
     print(
         json.dumps(
             {
@@ -176,7 +187,7 @@ def throughput(base: Settings, events: int) -> None:
     pipeline_s = time.perf_counter() - t0
     spark.stop()
     consumed, consume_s = consume_all(s)
-    mongo_s = mongo_ceiling(s, written[0])
+    mongo_s = mongo_ceiling(s, written[0], None)
     ceiling = n / (consume_s + mongo_s)
     print(
         json.dumps(
@@ -329,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("mode", choices=["throughput", "latency", "state", "ceiling"])
     p.add_argument("--database", help="ceiling: the throughput run's database")
     p.add_argument("--docs", type=int, default=0, help="ceiling: documents that run wrote")
+    p.add_argument(
+        "--sample", type=int, default=0, help="ceiling: upsert at most this many (0: all)"
+    )
     p.add_argument("--events", type=int, default=1_000_000)
     p.add_argument("--rate", type=float, default=2000.0, help="events/s (latency, state)")
     p.add_argument("--seconds", type=float, default=120.0, help="latency run length")
@@ -351,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.mode == "throughput":
         throughput(base, args.events)
     elif args.mode == "ceiling":
-        ceiling_only(base, args.database, args.events, args.docs)
+        ceiling_only(base, args.database, args.events, args.docs, args.sample or None)
     elif args.mode == "latency":
         steady(base, args.rate, args.seconds, None, args.warmup)
     else:

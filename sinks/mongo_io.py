@@ -13,6 +13,7 @@ checkpoint.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +35,7 @@ T = TypeVar("T")
 TRANSIENT = (AutoReconnect, ConnectionFailure)
 CHUNK = 500  # writes per bulk_write command
 DUPLICATE_KEY = 11000
+OUTCOME_INDEXES = ("status", "final", "order_id")  # single-field indexes of the outcomes
 
 
 def _chunks(items: Sequence[T]) -> list[list[T]]:
@@ -102,9 +104,8 @@ class MongoSink:
     def ensure_indexes(self) -> None:
         m = self.settings.mongo
         outcomes = self.collection(m.outcomes_collection)
-        retry(lambda: outcomes.create_index([("status", ASCENDING)]), "create_index")
-        retry(lambda: outcomes.create_index([("final", ASCENDING)]), "create_index")
-        retry(lambda: outcomes.create_index([("order_id", ASCENDING)]), "create_index")
+        for field in OUTCOME_INDEXES:
+            retry(functools.partial(outcomes.create_index, [(field, ASCENDING)]), "create_index")
         dead = self.collection(m.dead_letters_collection)
         retry(lambda: dead.create_index([("reason", ASCENDING)]), "create_index")
 
