@@ -9,7 +9,8 @@ from typing import Any
 
 from sinks.documents import Row
 from sinks.mongo_io import MongoSink, retry
-from streaming.join_shape import COLUMNS, LONE_ORDER, PAIR, merge_rows, to_json
+from streaming.join_shape import COLUMNS, LONE_ORDER, PAIR, merge_rows
+from streaming.state import to_json
 
 
 class JoinSink(MongoSink):

@@ -13,7 +13,6 @@ path (without event time) and come out as dead letters.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import pickle
 from collections.abc import Iterator
@@ -37,6 +36,7 @@ from streaming.state import (
     dead_letter,
     empty_state,
     step,
+    to_json,
 )
 
 logger = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ def _frame(outputs: list[Output]) -> pd.DataFrame:
         {
             "kind": [o.kind for o in outputs],
             "doc_id": [o.doc_id for o in outputs],
-            "doc": [json.dumps(o.doc, separators=(",", ":")) for o in outputs],
+            "doc": [to_json(o.doc) for o in outputs],
             "raw": [o.raw for o in outputs],
             "kafka_ts": pd.array([o.kafka_ts for o in outputs], dtype="Int64"),
         }

@@ -21,7 +21,6 @@ this shape cannot afford; bucketed Python state is what the default shape alread
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -178,7 +177,3 @@ def merge_rows(rows: Iterable[Mapping[str, Any]], stored: Mapping[str, Mapping[s
         entry = [o.order_ts, o.amount, o.currency, o.payments, o.kafka_ts]
         out.append(Output(OUTCOME, oid, outcome_doc(oid, entry, o.final), o.raw, o.kafka_ts))
     return out
-
-
-def to_json(doc: Mapping[str, Any]) -> str:
-    return json.dumps(doc, separators=(",", ":"))

@@ -21,6 +21,7 @@ outcome, so an upsert of the latest one is the truth, whatever was replayed befo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,11 @@ class StepResult:
     outputs: list[Output] = field(default_factory=list)
     stats: StepStats = field(default_factory=StepStats)
     next_close_ts: int | None = None  # earliest close of what is left; a timer for Spark
+
+
+def to_json(doc: dict[str, Any]) -> str:
+    """A computed document as the compact JSON the job hands to the sink."""
+    return json.dumps(doc, separators=(",", ":"))
 
 
 def empty_state() -> dict[str, Any]:

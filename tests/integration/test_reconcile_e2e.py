@@ -132,6 +132,28 @@ def _job_env(s: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
+def _wait_for_pause(job: subprocess.Popen[Any], flag: Path) -> None:
+    """Until the job pauses in the middle of writing batch 2 (it touches `flag` then)."""
+    deadline = time.monotonic() + 240
+    while not flag.exists() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert flag.exists(), "the job never reached the middle of batch 2"
+
+
+def _rerun_to_the_end_equals_truth(s: Settings, truth: dict[str, Any]) -> None:
+    """Restart the job from its checkpoint, drain the topics, compare with the truth."""
+    rerun = subprocess.run(
+        [sys.executable, "-m", "streaming", "--available-now"],
+        cwd=REPO_ROOT,
+        env=_job_env(s),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert_equals_truth(s, truth)
+
+
 def test_kill_9_mid_batch_then_restart_equals_truth(
     pipeline_settings: Settings, tmp_path: Path
 ) -> None:
@@ -146,10 +168,7 @@ def test_kill_9_mid_batch_then_restart_equals_truth(
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 240
-        while not flag.exists() and job.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert flag.exists(), "the job never reached the middle of batch 2"
+        _wait_for_pause(job, flag)
         written_before_kill = len(docs(s, s.mongo.outcomes_collection))
         os.kill(job.pid, signal.SIGKILL)
         job.wait(30)
@@ -160,16 +179,7 @@ def test_kill_9_mid_batch_then_restart_equals_truth(
     markers = {d["_id"] for d in mongo_db(s)[s.mongo.batches_collection].find()}
     assert MongoSink(s).marker_id(2) not in markers  # batch 2 really was cut off mid-write
 
-    rerun = subprocess.run(
-        [sys.executable, "-m", "streaming", "--available-now"],
-        cwd=REPO_ROOT,
-        env=_job_env(s),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert_equals_truth(s, truth)
+    _rerun_to_the_end_equals_truth(s, truth)
 
 
 def test_sigterm_mid_batch_finishes_the_batch_and_exits_cleanly(
@@ -186,10 +196,7 @@ def test_sigterm_mid_batch_finishes_the_batch_and_exits_cleanly(
             [sys.executable, "-m", "streaming"], cwd=REPO_ROOT, env=env, stdout=out, stderr=out
         )
         try:
-            deadline = time.monotonic() + 240
-            while not flag.exists() and job.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert flag.exists(), "the job never reached the middle of batch 2"
+            _wait_for_pause(job, flag)
             job.send_signal(signal.SIGTERM)  # half of batch 2 is written at this point
             job.wait(120)
         finally:
@@ -203,13 +210,4 @@ def test_sigterm_mid_batch_finishes_the_batch_and_exits_cleanly(
     assert MongoSink(s).marker_id(2) in markers
     assert (Path(s.spark.checkpoint_location) / "commits" / "2").exists()
 
-    rerun = subprocess.run(
-        [sys.executable, "-m", "streaming", "--available-now"],
-        cwd=REPO_ROOT,
-        env=_job_env(s),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert_equals_truth(s, truth)
+    _rerun_to_the_end_equals_truth(s, truth)
