@@ -4,7 +4,7 @@ PY := .venv/bin/python
 SEED ?= 42
 ORDERS ?= 3000
 
-.PHONY: setup up down status logs topics run test unit lint bench-produce bench-pipeline clean
+.PHONY: setup up down status logs topics run test unit lint bench-produce bench-pipeline bench-server clean
 
 setup:
 	bash scripts/setup.sh
@@ -45,6 +45,9 @@ bench-produce: up
 
 bench-pipeline: up
 	$(PY) -m scripts.bench_pipeline throughput
+
+bench-server: up
+	$(PY) -m scripts.bench_server
 
 clean: down
 	rm -rf .stack/kafka/data .stack/ferretdb/data checkpoints

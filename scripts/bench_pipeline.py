@@ -142,9 +142,7 @@ def mongo_ceiling(s: Settings, docs: int, sample: int | None = 100_000) -> float
     return elapsed * docs / (2 * len(picked))  # scaled to exactly `docs` upserts
 
 
-def ceiling_only(
-    base: Settings, database: str, events: int, docs: int, sample: int | None
-) -> None:
+def ceiling_only(base: Settings, database: str, events: int, docs: int, sample: int | None) -> None:
     """The raw ceiling alone, against the topics and documents of an earlier throughput run."""
     name = database.replace("_", "-")
     s = isolated(base, name)
@@ -262,10 +260,15 @@ SHORT_WINDOWS = {"window_after_s": 120, "allowed_lateness_s": 240, "skew_before_
 
 
 def steady(
-    base: Settings, rate: float, seconds: float, sample_every: float | None, warmup: float = 20
+    base: Settings,
+    rate: float,
+    seconds: float,
+    sample_every: float | None,
+    warmup: float = 20,
+    short_windows: bool = False,
 ) -> None:
     name = f"bench-{uuid.uuid4().hex[:6]}"
-    windows = SHORT_WINDOWS if sample_every else {}
+    windows = SHORT_WINDOWS if short_windows else {}
     s = isolated(base, name, max_offsets_per_trigger=None, starting_offsets="earliest", **windows)
     ensure_topics(s, [s.topics.orders, s.topics.payments], s.topics.partitions)
     spark = build_session(s.spark)
@@ -293,12 +296,18 @@ def steady(
         time.sleep(sample_every or 1)
         if sample_every:
             ops = (q.lastProgress or {}).get("stateOperators") or [{}]
+            recent = [p for p in q.recentProgress if p.get("numInputRows")][-10:]
             sample = {
                 "t_s": round(time.time() - t0),
                 "state_rows": ops[0].get("numRowsTotal"),
                 "state_memory_mb": round(ops[0].get("memoryUsedBytes", 0) / 2**20, 1),
                 "open_orders": outcomes.count_documents({"final": False}),
                 "input_rows_per_s": round((q.lastProgress or {}).get("processedRowsPerSecond", 0)),
+                "batch_ms_median_recent": statistics.median(
+                    p["durationMs"]["triggerExecution"] for p in recent
+                )
+                if recent
+                else None,
             }
             samples.append(sample)
             print(json.dumps(sample), flush=True)
@@ -314,6 +323,7 @@ def steady(
         "benchmark": "state" if sample_every else "latency",
         "shape": s.pipeline.shape,
         "rate_events_per_s": rate,
+        "windows": windows or "default",
         "seconds": seconds,
         "warmup_seconds": warmup,
         "events_produced": produced,
@@ -351,6 +361,12 @@ def main(argv: list[str] | None = None) -> int:
         "--warmup", type=float, default=20.0, help="latency: seconds not measured at the start"
     )
     p.add_argument(
+        "--windows",
+        choices=["short", "default"],
+        default="short",
+        help="state: short windows (orders close within the run) or the settings' own",
+    )
+    p.add_argument(
         "--shape", choices=["state", "join"], default=None, help="PIPELINE_SHAPE for this run"
     )
     args = p.parse_args(argv)
@@ -369,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.mode == "latency":
         steady(base, args.rate, args.seconds, None, args.warmup)
     else:
-        steady(base, args.rate, args.minutes * 60, 30.0)
+        steady(base, args.rate, args.minutes * 60, 30.0, short_windows=args.windows == "short")
     Path(REPO_ROOT / ".stack" / "bench").mkdir(parents=True, exist_ok=True)
     return 0
 
