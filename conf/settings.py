@@ -118,8 +118,10 @@ class PipelineSettings(BaseSettings):
     model_config = _group("PIPELINE_")
 
     # "state": the default, one bucketed state step (streaming/job.py); "join": the
-    # stream-stream join shape, kept as an option for comparison (streaming/join_shape.py).
-    shape: Literal["state", "join"] = Field("state", description="PIPELINE_SHAPE")
+    # stream-stream join shape, kept as an option for comparison (streaming/join_shape.py);
+    # "tws": the same step on transformWithStateInPandas, one MapState entry per order
+    # (streaming/tws_shape.py; needs the RocksDB state store).
+    shape: Literal["state", "join", "tws"] = Field("state", description="PIPELINE_SHAPE")
     allowed_lateness_s: int = Field(900, ge=0, description="PIPELINE_ALLOWED_LATENESS_S")
     window_after_s: int = Field(900, ge=0, description="PIPELINE_WINDOW_AFTER_S")
     skew_before_s: int = Field(120, ge=0, description="PIPELINE_SKEW_BEFORE_S")

@@ -367,7 +367,10 @@ def main(argv: list[str] | None = None) -> int:
         help="state: short windows (orders close within the run) or the settings' own",
     )
     p.add_argument(
-        "--shape", choices=["state", "join"], default=None, help="PIPELINE_SHAPE for this run"
+        "--shape",
+        choices=["state", "join", "tws"],
+        default=None,
+        help="PIPELINE_SHAPE for this run",
     )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -35,29 +35,46 @@ def main() -> int:
         "SPARK_CHECKPOINT_LOCATION": str(run_dir / "checkpoint"),
         # several micro-batches, so the watermark moves between them and the scenario's late
         # events (sent in the second half of each topic) meet a watermark already past them
-        "PIPELINE_MAX_OFFSETS_PER_TRIGGER": os.environ.get("PIPELINE_MAX_OFFSETS_PER_TRIGGER",
-                                                           "1500"),
+        "PIPELINE_MAX_OFFSETS_PER_TRIGGER": os.environ.get(
+            "PIPELINE_MAX_OFFSETS_PER_TRIGGER", "1500"
+        ),
     }
     count = os.environ.get("ORDERS", "3000")
     seed = os.environ.get("SEED", "42")
     steps = [
         [sys.executable, "-m", "producers.topics"],
-        [sys.executable, "-m", "producers.simulate", "--count", count, "--seed", seed,
-         "--event-rate", "0.5", "--truth", str(truth)],
+        [
+            sys.executable,
+            "-m",
+            "producers.simulate",
+            "--count",
+            count,
+            "--seed",
+            seed,
+            "--event-rate",
+            "0.5",
+            "--truth",
+            str(truth),
+        ],
         [sys.executable, "-m", "streaming", "--available-now", "--summary"],
         [sys.executable, "-m", "scripts.check_truth", str(truth)],
     ]
-    print(f"run {run}: topics {env['TOPIC_ORDERS']} / {env['TOPIC_PAYMENTS']}, "
-          f"database {env['MONGO_DATABASE']}, checkpoint {env['SPARK_CHECKPOINT_LOCATION']}")
+    print(
+        f"run {run}: topics {env['TOPIC_ORDERS']} / {env['TOPIC_PAYMENTS']}, "
+        f"database {env['MONGO_DATABASE']}, checkpoint {env['SPARK_CHECKPOINT_LOCATION']}"
+    )
     for cmd in steps:
-        print(f"\n$ {' '.join(Path(c).name if c == sys.executable else c for c in cmd)}",
-              flush=True)
+        print(
+            f"\n$ {' '.join(Path(c).name if c == sys.executable else c for c in cmd)}", flush=True
+        )
         done = subprocess.run(cmd, cwd=REPO_ROOT, env=env)
         if done.returncode != 0:
             print(f"step failed with exit code {done.returncode}", file=sys.stderr)
             return done.returncode
-    print(f"\nDocuments are in MongoDB database {env['MONGO_DATABASE']} "
-          f"(collections {base.mongo.outcomes_collection}, {base.mongo.dead_letters_collection}).")
+    print(
+        f"\nDocuments are in MongoDB database {env['MONGO_DATABASE']} "
+        f"(collections {base.mongo.outcomes_collection}, {base.mongo.dead_letters_collection})."
+    )
     return 0
 
 

@@ -141,8 +141,9 @@ def make_state_func(rules: Rules):  # type: ignore[no-untyped-def]
     return reconcile_bucket
 
 
-def build_outputs(spark: SparkSession, s: Settings) -> DataFrame:
-    """The streaming DataFrame of documents to write (see OUTPUT_SCHEMA)."""
+def watermarked_events(spark: SparkSession, s: Settings) -> DataFrame:
+    """Both topics' events (and malformed records), watermarked, as the state operator takes
+    them, with its grouping column `bucket`."""
     lateness = f"{s.pipeline.allowed_lateness_s} seconds"
     buckets = s.pipeline.state_buckets
     orders = parse.events(read_topic(spark, s, s.topics.orders), ORDER, buckets)
@@ -155,11 +156,26 @@ def build_outputs(spark: SparkSession, s: Settings) -> DataFrame:
     # far-future column moves that mark off `event_time` (Spark keeps it on the newest
     # watermarked column) without moving the watermark itself (the global one is the minimum).
     # Late rows thus reach `step`, which dead-letters them as `late` instead of losing them.
-    events = (
+    return (
         events.withColumn("never_late", sf.lit(NEVER_LATE))
         .withWatermark("never_late", "0 seconds")
         .drop("event_time")
     )
+
+
+def build_outputs(spark: SparkSession, s: Settings) -> DataFrame:
+    """The streaming DataFrame of documents to write (see OUTPUT_SCHEMA)."""
+    events = watermarked_events(spark, s)
+    if s.pipeline.shape == "tws":
+        from streaming.tws_shape import reconcile_tws
+
+        if s.spark.state_store != "rocksdb":
+            raise ValueError(
+                "PIPELINE_SHAPE=tws needs SPARK_STATE_STORE=rocksdb (transformWithStateInPandas "
+                f"runs on RocksDB only), not {s.spark.state_store!r}"
+            )
+
+        return reconcile_tws(events, rules_of(s), OUTPUT_SCHEMA)
     return events.groupBy("bucket").applyInPandasWithState(
         make_state_func(rules_of(s)),
         OUTPUT_SCHEMA,
