@@ -127,6 +127,7 @@ def _job_env(s: Settings, **extra: str) -> dict[str, str]:
         MONGO_DATABASE=s.mongo.database,
         SPARK_CHECKPOINT_LOCATION=s.spark.checkpoint_location,
         PIPELINE_MAX_OFFSETS_PER_TRIGGER=str(s.pipeline.max_offsets_per_trigger),
+        PIPELINE_SHAPE=s.pipeline.shape,
         **extra,
     )
     return env
@@ -154,10 +155,12 @@ def _rerun_to_the_end_equals_truth(s: Settings, truth: dict[str, Any]) -> None:
     assert_equals_truth(s, truth)
 
 
+@pytest.mark.parametrize("shape", ["state", "tws"])
 def test_kill_9_mid_batch_then_restart_equals_truth(
-    pipeline_settings: Settings, tmp_path: Path
+    pipeline_settings: Settings, tmp_path: Path, shape: str
 ) -> None:
     s = small_batches(pipeline_settings, per_trigger=200)
+    s = s.model_copy(update={"pipeline": s.pipeline.model_copy(update={"shape": shape})})
     truth = load_scenario(s, seed=23)
     flag = tmp_path / "paused"
     job = subprocess.Popen(
