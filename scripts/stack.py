@@ -97,6 +97,16 @@ def mongo_service(s: Settings) -> Service:
     )
 
 
+def kafka_cluster_id() -> str:
+    """A random KRaft cluster id as Kafka makes them (`Uuid.randomUuid`): 16 random bytes in
+    URL-safe base64, never starting with "-", which the storage tool's argument parser would
+    take for an option (1 id in 64 does)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def kafka_properties(s: Settings, data_dir: Path) -> str:
     port, cport = s.stack.kafka_port, s.stack.kafka_controller_port
     return "\n".join(
@@ -154,7 +164,7 @@ def prepare_kafka(s: Settings) -> None:
     (config / "log4j2.properties").write_text(LOG4J2)
     if (data / "meta.properties").exists():
         return
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    cluster_id = kafka_cluster_id()
     cmd = [
         *_kafka_java(svc.home),
         "kafka.tools.StorageTool",
