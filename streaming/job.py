@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import pickle
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pandas as pd
@@ -110,6 +110,20 @@ def _dead_letters(pdf: pd.DataFrame) -> list[Output]:
     ]
 
 
+def split_events(pdfs: Iterable[pd.DataFrame]) -> tuple[list[Output], list[tuple[Any, ...]]]:
+    """A group's rows as the state operator hands them over: malformed records as dead letters,
+    valid events as `step`'s tuples."""
+    malformed: list[Output] = []
+    events: list[tuple[Any, ...]] = []
+    for pdf in pdfs:
+        bad = (pdf["kind"] == parse.MALFORMED).to_numpy()
+        if bad.any():
+            malformed.extend(_dead_letters(pdf[bad]))
+            pdf = pdf[~bad]
+        events.extend(_event_tuples(pdf))
+    return malformed, events
+
+
 def make_state_func(rules: Rules):  # type: ignore[no-untyped-def]
     """The applyInPandasWithState function: unpickle a bucket, `step` it, pickle it back."""
 
@@ -118,15 +132,7 @@ def make_state_func(rules: Rules):  # type: ignore[no-untyped-def]
     ) -> Iterator[pd.DataFrame]:
         bucket_state = pickle.loads(state.get[0]) if state.exists else empty_state()
         watermark = state.getCurrentWatermarkMs()
-        malformed: list[Output] = []
-        events: list[tuple[Any, ...]] = []
-        if not state.hasTimedOut:
-            for pdf in pdfs:
-                bad = (pdf["kind"] == parse.MALFORMED).to_numpy()
-                if bad.any():
-                    malformed.extend(_dead_letters(pdf[bad]))
-                    pdf = pdf[~bad]
-                events.extend(_event_tuples(pdf))
+        malformed, events = ([], []) if state.hasTimedOut else split_events(pdfs)
         res = step(bucket_state, events, watermark, rules)
         if bucket_state["orders"] or bucket_state["pending"]:
             state.update((pickle.dumps(bucket_state, protocol=5),))

@@ -34,22 +34,26 @@ from pyspark.sql.streaming.stateful_processor import (
     TimerValues,
 )
 
-from streaming import parse
 from streaming.rules import Rules
-from streaming.state import Output, StepResult, step
+from streaming.state import StepResult, step
 
 _ID = T.StructType([T.StructField("order_id", T.StringType())])
 _TS = T.StructType([T.StructField("close_ts", T.LongType())])
 _JSON = T.StructType([T.StructField("json", T.StringType())])
 
 
-def _json_of(store: Any, key: tuple[Any, ...]) -> Any:
-    """The JSON value under `key`, or None. `containsKey` first: Spark 4.0 logs a WARN line for
+def _raw_of(store: Any, key: tuple[Any, ...]) -> str | None:
+    """The JSON text under `key`, or None. `containsKey` first: Spark 4.0 logs a WARN line for
     every `getValue` of a missing key."""
     if not store.containsKey(key):
         return None
     value = store.getValue(key)
-    return None if value is None else json.loads(value[0])
+    return None if value is None else str(value[0])
+
+
+def _json_of(store: Any, key: tuple[Any, ...]) -> Any:
+    raw = _raw_of(store, key)
+    return None if raw is None else json.loads(raw)
 
 
 SLOT_MS = 10_000  # the due index groups close times into slots of this width
@@ -69,23 +73,29 @@ class Reconciler(StatefulProcessor):
 
     # -- loading and saving the entries a step needs ---------------------------------------
 
-    def _load(self, ids: set[str]) -> dict[str, Any]:
+    def _load(self, ids: set[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The stored entries of `ids`: one copy for `step` to change, one to compare with."""
         state: dict[str, Any] = {"orders": {}, "pending": {}}
+        before: dict[str, Any] = {"orders": {}, "pending": {}}
         for oid in ids:
             for name, store in (("orders", self.orders), ("pending", self.pending)):
-                value = _json_of(store, (oid,))
-                if value is not None:
-                    state[name][oid] = value
-        return state
+                raw = _raw_of(store, (oid,))
+                if raw is not None:
+                    state[name][oid] = json.loads(raw)
+                    before[name][oid] = json.loads(raw)
+        return state, before
 
     def _slots(self) -> list[int]:
         got = self.slots.get() if self.slots.exists() else None
         return json.loads(got[0]) if got else []
 
+    def _timer(self) -> int | None:
+        got = self.timer.get() if self.timer.exists() else None
+        return int(got[0]) if got else None
+
     def _set_timer(self, ts: int | None) -> None:
         """Keep exactly one timer per bucket, at `ts` (None: none)."""
-        got = self.timer.get() if self.timer.exists() else None
-        current = got[0] if got else None
+        current = self._timer()
         if current == ts:
             return
         if current is not None:
@@ -118,8 +128,8 @@ class Reconciler(StatefulProcessor):
                 slots.append(slot)
         self.slots.update((json.dumps(sorted(slots)),))
         earliest = min(ts for pairs in new.values() for _, ts in pairs)
-        got = self.timer.get() if self.timer.exists() else None
-        if got is None or earliest < got[0]:
+        current = self._timer()
+        if current is None or earliest < current:
             # never at or below the watermark: a timer there would not fire again
             self._set_timer(max(earliest, watermark + 1))
 
@@ -131,8 +141,7 @@ class Reconciler(StatefulProcessor):
         return [self.rules.orphan_close_ts(p[2]) for pid, p in value.items() if pid not in seen]
 
     def _step(self, ids: set[str], events: list[tuple[Any, ...]], watermark: int) -> StepResult:
-        state = self._load(ids)
-        before = {k: {o: json.loads(json.dumps(v)) for o, v in d.items()} for k, d in state.items()}
+        state, before = self._load(ids)
         res = step(state, events, watermark, self.rules)
         self._save(before, state, watermark)
         return res
@@ -167,16 +176,9 @@ class Reconciler(StatefulProcessor):
     def handleInputRows(
         self, key: Any, rows: Iterator[pd.DataFrame], timerValues: TimerValues
     ) -> Iterator[pd.DataFrame]:
-        from streaming.job import _dead_letters, _event_tuples, _frame
+        from streaming.job import _frame, split_events
 
-        malformed: list[Output] = []
-        events: list[tuple[Any, ...]] = []
-        for pdf in rows:
-            bad = (pdf["kind"] == parse.MALFORMED).to_numpy()
-            if bad.any():
-                malformed.extend(_dead_letters(pdf[bad]))
-                pdf = pdf[~bad]
-            events.extend(_event_tuples(pdf))
+        malformed, events = split_events(rows)
         watermark = timerValues.getCurrentWatermarkInMs()
         res = self._step({ev[1] for ev in events}, events, watermark)
         outputs = malformed + res.outputs

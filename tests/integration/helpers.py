@@ -12,6 +12,11 @@ from pymongo import MongoClient
 from conf.settings import Settings
 
 
+def with_shape(s: Settings, shape: str) -> Settings:
+    """`s` with PIPELINE_SHAPE=`shape` (state: the default; join; tws)."""
+    return s.model_copy(update={"pipeline": s.pipeline.model_copy(update={"shape": shape})})
+
+
 def create_topics(s: Settings, partitions: int = 3) -> None:
     admin = AdminClient(s.kafka.client_config())
     futures = admin.create_topics(

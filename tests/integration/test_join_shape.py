@@ -9,15 +9,19 @@ from conf.settings import Settings
 from scripts.check_truth import divergence
 from sinks.factory import sink_for
 from sinks.join_sink import JoinSink
-from tests.integration.helpers import drain
-from tests.integration.test_reconcile_e2e import load_scenario, mongo_state, small_batches
+from tests.integration.helpers import drain, with_shape
+from tests.integration.test_reconcile_e2e import (
+    load_scenario,
+    mongo_state,
+    small_batches,
+)
 
 pytestmark = pytest.mark.integration
 
 
 def test_join_shape_against_the_truth(spark, pipeline_settings: Settings) -> None:
     s = small_batches(pipeline_settings)
-    s = s.model_copy(update={"pipeline": s.pipeline.model_copy(update={"shape": "join"})})
+    s = with_shape(s, "join")
     truth = load_scenario(s)
     sink = sink_for(s)
     assert isinstance(sink, JoinSink)

@@ -8,7 +8,7 @@ from conf.settings import Settings
 from producers.events import Item, Order, Payment
 from producers.serde import encode, key_of
 from sinks.mongo_io import MongoSink
-from tests.integration.helpers import create_topics, docs, drain, produce
+from tests.integration.helpers import create_topics, docs, drain, produce, with_shape
 
 pytestmark = pytest.mark.integration
 T0 = 1_767_225_600_000
@@ -126,6 +126,6 @@ def test_checkpoint_layout_is_fixed_at_creation(pipeline_settings: Settings) -> 
     )
     with pytest.raises(LayoutError, match="PIPELINE_STATE_BUCKETS="):
         MongoSink(other).prepare()
-    joined = s.model_copy(update={"pipeline": s.pipeline.model_copy(update={"shape": "join"})})
+    joined = with_shape(s, "join")
     with pytest.raises(LayoutError, match="PIPELINE_SHAPE=state"):
         MongoSink(joined).prepare()

@@ -20,7 +20,14 @@ from scripts.check_truth import differences
 from sinks.documents import Row
 from sinks.mongo_io import MongoSink
 from streaming.job import rules_of, start_query
-from tests.integration.helpers import create_topics, docs, drain, mongo_db, produce
+from tests.integration.helpers import (
+    create_topics,
+    docs,
+    drain,
+    mongo_db,
+    produce,
+    with_shape,
+)
 from tests.scenarios import DIRTY
 
 pytestmark = pytest.mark.integration
@@ -100,8 +107,9 @@ def test_every_kind_of_dirt_equals_the_truth_and_replay_changes_nothing(
     assert mongo_state(s) == before  # every field, timing included
 
 
-def test_restart_from_checkpoint_halfway(spark, pipeline_settings: Settings) -> None:
-    s = small_batches(pipeline_settings, per_trigger=150)
+@pytest.mark.parametrize("shape", ["state", "tws"])
+def test_restart_from_checkpoint_halfway(spark, pipeline_settings: Settings, shape: str) -> None:
+    s = with_shape(small_batches(pipeline_settings, per_trigger=150), shape)
     truth = load_scenario(s, seed=11)
     sink = MongoSink(s)
     query = start_query(spark, s, sink)
@@ -159,8 +167,7 @@ def _rerun_to_the_end_equals_truth(s: Settings, truth: dict[str, Any]) -> None:
 def test_kill_9_mid_batch_then_restart_equals_truth(
     pipeline_settings: Settings, tmp_path: Path, shape: str
 ) -> None:
-    s = small_batches(pipeline_settings, per_trigger=200)
-    s = s.model_copy(update={"pipeline": s.pipeline.model_copy(update={"shape": shape})})
+    s = with_shape(small_batches(pipeline_settings, per_trigger=200), shape)
     truth = load_scenario(s, seed=23)
     flag = tmp_path / "paused"
     job = subprocess.Popen(
