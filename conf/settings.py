@@ -15,6 +15,8 @@ from dotenv import load_dotenv
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contract.rules import Rules
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STACK_DIR = REPO_ROOT / ".stack"
 
@@ -76,9 +78,6 @@ class MongoSettings(BaseSettings):
         "dead_letters", description="MONGO_DEAD_LETTERS_COLLECTION"
     )
     batches_collection: str = Field("sink_batches", description="MONGO_BATCHES_COLLECTION")
-    write_threads: int = Field(
-        1, ge=1, description="MONGO_WRITE_THREADS (parallel bulk writes; 1 for FerretDB+SQLite)"
-    )
 
 
 class TopicSettings(BaseSettings):
@@ -117,17 +116,17 @@ class PipelineSettings(BaseSettings):
 
     model_config = _group("PIPELINE_")
 
-    # "state": the default, one bucketed state step (streaming/job.py); "join": the
-    # stream-stream join shape, kept as an option for comparison (streaming/join_shape.py);
-    # "tws": the same step on transformWithStateInPandas, one MapState entry per order
-    # (streaming/tws_shape.py; needs the RocksDB state store).
-    shape: Literal["state", "join", "tws"] = Field("state", description="PIPELINE_SHAPE")
+    # "tws": the default, one state entry per order on transformWithStateInPandas, so a batch
+    # costs what it carries (streaming/shape_tws.py; needs the RocksDB state store). "state":
+    # one pickled value per bucket on applyInPandasWithState, rewritten whole every batch
+    # (streaming/shape_state.py). Both run the same pure step (streaming/step.py).
+    shape: Literal["tws", "state"] = Field("tws", description="PIPELINE_SHAPE")
     allowed_lateness_s: int = Field(900, ge=0, description="PIPELINE_ALLOWED_LATENESS_S")
     window_after_s: int = Field(900, ge=0, description="PIPELINE_WINDOW_AFTER_S")
     skew_before_s: int = Field(120, ge=0, description="PIPELINE_SKEW_BEFORE_S")
-    # order_ids are hashed into this many state groups. Python runs once per group per batch,
-    # so fewer is cheaper (measured at 500 events/s: 4 instead of 32 cut the median batch from
-    # 2.8 s to 2.1 s). Keep it at least SPARK_SHUFFLE_PARTITIONS (more on a cluster).
+    # order_ids are hashed into this many state groups; Python runs once per group per batch,
+    # and a group is never split across tasks, so this caps the state step's parallelism: keep
+    # it at least SPARK_SHUFFLE_PARTITIONS, and both at least the cluster's executor cores.
     # Fixed into a checkpoint when it is created (checked at start).
     state_buckets: int = Field(4, ge=1, description="PIPELINE_STATE_BUCKETS")
     starting_offsets: str = Field("earliest", description="PIPELINE_STARTING_OFFSETS")
@@ -148,6 +147,10 @@ class PipelineSettings(BaseSettings):
         False, description="PIPELINE_PUBLISH_DEAD_LETTERS (to TOPIC_DEAD_LETTERS)"
     )
 
+    def rules(self) -> Rules:
+        """The event-time rules these settings describe."""
+        return Rules.from_seconds(self.window_after_s, self.skew_before_s, self.allowed_lateness_s)
+
 
 class StackSettings(BaseSettings):
     """STACK_*: the local services that scripts/stack.py starts."""
@@ -167,6 +170,13 @@ class StackSettings(BaseSettings):
         "synchronous(normal),wal_autocheckpoint(20000)",
         description="STACK_FERRETDB_SQLITE_PRAGMAS",
     )
+    # A Spark standalone cluster from the pyspark distribution (scripts/cluster.py), for running
+    # the job with spark-submit as on Dataproc. 0: no cluster (the job runs in local mode).
+    spark_workers: int = Field(0, ge=0, description="STACK_SPARK_WORKERS")
+    spark_master_port: int = Field(7077, description="STACK_SPARK_MASTER_PORT")
+    spark_master_webui_port: int = Field(8480, description="STACK_SPARK_MASTER_WEBUI_PORT")
+    spark_worker_cores: int = Field(1, ge=1, description="STACK_SPARK_WORKER_CORES")
+    spark_worker_memory: str = Field("2g", description="STACK_SPARK_WORKER_MEMORY")
 
 
 class Settings(BaseSettings):

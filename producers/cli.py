@@ -15,9 +15,9 @@ from dataclasses import fields
 from typing import Any
 
 from conf.settings import Settings, load_settings
+from contract.rules import Rules
 from producers import serde
 from producers.scenario import START_MS, ScenarioConfig, generate
-from streaming.rules import Rules
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import random
 from enum import Enum
 from typing import Any
 
+from contract.events import FIELD_TYPES, F, Reason, reason
 from producers import serde
-from producers.events import FIELD_TYPES, F, Reason, reason
 
 
 class Dirt(str, Enum):

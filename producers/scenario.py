@@ -27,10 +27,10 @@ from enum import Enum
 
 from faker import Faker
 
+from contract.events import Channel, Event, Item, Method, Order, Payment, Reason, reason
+from contract.rules import Rules
 from producers import serde
 from producers.dirt import MALFORMED, Dirt, corrupt
-from producers.events import Channel, Event, Item, Method, Order, Payment, Reason, reason
-from streaming.rules import Rules
 
 START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 LATE_BEFORE_MS = 3_600_000  # late events are this much older than start - allowed_lateness

@@ -20,7 +20,7 @@ import re
 import time
 from typing import Any
 
-from producers.events import (
+from contract.events import (
     FIELD_TYPES,
     ORDER_FIELDS,
     PAYMENT_FIELDS,

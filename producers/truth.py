@@ -35,11 +35,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contract.events import Order, Payment, Reason, reason
+from contract.rules import status_of
 from producers import serde
 from producers.dirt import Dirt
-from producers.events import Order, Payment, Reason, reason
 from producers.scenario import Scenario
-from streaming.rules import status_of
 
 FORMAT = "payments-truth/1"
 

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,8 @@ from pymongo import ASCENDING, MongoClient, UpdateOne
 from conf.settings import REPO_ROOT, MongoSettings, Settings, TopicSettings, load_settings
 from producers.scenario import ScenarioConfig, generate
 from producers.topics import ensure_topics
-from sinks.factory import sink_for
-from sinks.mongo_io import CHUNK, OUTCOME_INDEXES
+from sinks.batch_stats import BatchStats, percentile
+from sinks.mongo_io import CHUNK, OUTCOME_INDEXES, MongoSink
 from streaming.job import rules_of, start_query
 from streaming.session import build_session
 
@@ -115,8 +116,6 @@ def mongo_ceiling(s: Settings, docs: int, sample: int | None = 100_000) -> float
     The documents are the pipeline's own outcomes read back, so sizes match; each is upserted
     twice (new, then existing), as the pipeline writes an order on arrival and again when final.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     db = MongoClient(s.mongo.uri.get_secret_value())[s.mongo.database]
     # at most `sample` documents (None: all of them, as the throughput run does), each
     # upserted twice; a sample is quicker to run and extrapolated
@@ -134,10 +133,9 @@ def mongo_ceiling(s: Settings, docs: int, sample: int | None = 100_000) -> float
         for rev in (0, 1)
     ]
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(s.mongo.write_threads) as pool:
-        for ops in passes:
-            chunks = [ops[i : i + CHUNK] for i in range(0, len(ops), CHUNK)]
-            list(pool.map(lambda c: coll.bulk_write(c, ordered=False), chunks))
+    for ops in passes:
+        for i in range(0, len(ops), CHUNK):
+            coll.bulk_write(ops[i : i + CHUNK], ordered=False)
     elapsed = time.perf_counter() - t0
     return elapsed * docs / (2 * len(picked))  # scaled to exactly `docs` upserts
 
@@ -168,16 +166,11 @@ def throughput(base: Settings, events: int) -> None:
     spark = build_session(s.spark)
     written = [0]
 
-    def on_batch(batch_id: int, plan: Any, seconds: float, lat: list[int]) -> None:
-        written[0] += len(plan.outcomes) + len(plan.dead_letters)
-        logger.info(
-            "batch %d rows=%d seconds=%.1f",
-            batch_id,
-            len(plan.outcomes) + len(plan.dead_letters),
-            seconds,
-        )
+    def on_batch(stats: BatchStats) -> None:
+        written[0] += stats.written
+        logger.info("batch %d rows=%d seconds=%.1f", stats.batch_id, stats.rows, stats.seconds)
 
-    sink = sink_for(s, on_batch=on_batch)
+    sink = MongoSink(s, on_batch=on_batch)
     sink.prepare()
     t0 = time.perf_counter()
     q = start_query(spark, s, sink, available_now=True)
@@ -272,16 +265,16 @@ def steady(
     s = isolated(base, name, max_offsets_per_trigger=None, starting_offsets="earliest", **windows)
     ensure_topics(s, [s.topics.orders, s.topics.payments], s.topics.partitions)
     spark = build_session(s.spark)
-    latencies: list[int] = []
+    latencies: Counter[int] = Counter()
     warmup_until = time.time() + warmup
     batches: list[float] = []
 
-    def on_batch(batch_id: int, plan: Any, secs: float, lat: list[int]) -> None:
-        batches.append(secs)
+    def on_batch(stats: BatchStats) -> None:
+        batches.append(stats.seconds)
         if time.time() > warmup_until:
-            latencies.extend(lat)
+            latencies.update(stats.latency)
 
-    sink = sink_for(s, on_batch=on_batch)
+    sink = MongoSink(s, on_batch=on_batch)
     sink.prepare()
     q = start_query(spark, s, sink)
     # payments within 60 s of their order, so that they are produced within the run and the
@@ -317,7 +310,6 @@ def steady(
     breakdown = batch_breakdown(q.recentProgress)
     q.stop()
     spark.stop()
-    lat = sorted(latencies)
     produced = sum(produced_counts(s).values())
     result: dict[str, Any] = {
         "benchmark": "state" if sample_every else "latency",
@@ -328,13 +320,12 @@ def steady(
         "warmup_seconds": warmup,
         "events_produced": produced,
         "offered_events_per_s": round(produced / seconds),
-        "documents_measured": len(lat),
+        "documents_measured": sum(latencies.values()),
         "batch_seconds_median": round(statistics.median(batches), 2),
     }
-    if lat:
-        result["p50_ms"] = lat[len(lat) // 2]
-        result["p99_ms"] = lat[int(len(lat) * 0.99)]
-        result["max_ms"] = lat[-1]
+    if latencies:  # from the sink's latency histogram (within 5%)
+        for q in (50, 99, 100):
+            result[f"p{q}_ms"] = round(percentile(latencies, q) or 0)
     result["median_batch_ms"] = breakdown
     if samples:
         result["samples"] = samples

@@ -30,10 +30,11 @@ from pymongo import ASCENDING, InsertOne, MongoClient
 from pymongo.collection import Collection
 
 from conf.settings import load_settings
+from contract.outputs import OUTCOME, to_json
 from producers.scenario import ScenarioConfig, generate
 from sinks.documents import Row, Write, outcome_write
 from sinks.mongo_io import CHUNK, OUTCOME_INDEXES
-from streaming.state import OUTCOME, outcome_doc, to_json
+from streaming.step import outcome_doc
 
 EVENTS_PER_ORDER = 2.05
 T0_MS = 1_780_000_000_000
@@ -144,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prefill", type=int, default=100_000)
     p.add_argument("--payment-lag", type=int, default=3, help="loops between insert and payment")
     p.add_argument("--final-lag", type=int, default=10, help="loops between insert and final")
+    p.add_argument("--threads", type=int, default=1, help="parallel bulk writes")
     p.add_argument("--uri", help="default: MONGO_URI from the settings")
     p.add_argument(
         "--indexes",
@@ -162,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         args.prefill,
         args.payment_lag,
         args.final_lag,
-        s.mongo.write_threads,
+        args.threads,
     )
     print(json.dumps(result, indent=1))
     return 0

@@ -21,7 +21,7 @@ from typing import Any
 
 from pymongo import UpdateOne
 
-from streaming.state import DEAD_LETTER, ORPHAN, OUTCOME
+from contract.outputs import DEAD_LETTER, ORPHAN, OUTCOME
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,11 +84,12 @@ def dead_letter_write(row: Row, doc: dict[str, Any], written_at_ms: int) -> Writ
 
 
 def plan(rows: Iterable[Row], written_at_ms: int) -> Plan:
-    """Group a batch's rows into writes per collection, with a fingerprint of their content."""
+    """Group a batch's rows into writes per collection, with a fingerprint of their content
+    (whatever their order: a replayed partition may hand the same rows over in another)."""
     outcomes: list[Write] = []
     dead: list[Write] = []
     counts: dict[str, int] = {}
-    digest = hashlib.sha256()
+    digests: list[bytes] = []
     for row in rows:
         counts[row.kind] = counts.get(row.kind, 0) + 1
         if row.kind == DEAD_LETTER:
@@ -100,6 +101,5 @@ def plan(rows: Iterable[Row], written_at_ms: int) -> Plan:
             outcomes.append(outcome_write(row, written_at_ms))
         else:
             raise ValueError(f"unknown output kind {row.kind!r}")
-        digest.update(row.doc_id.encode())
-        digest.update(row.doc.encode())
-    return Plan(outcomes, dead, counts, digest.hexdigest())
+        digests.append(hashlib.sha256(f"{row.doc_id}\0{row.doc}".encode()).digest())
+    return Plan(outcomes, dead, counts, hashlib.sha256(b"".join(sorted(digests))).hexdigest())

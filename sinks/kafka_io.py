@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from conf.settings import Settings
-from streaming.state import DEAD_LETTER
+from contract.outputs import DEAD_LETTER
 
 
 def kafka_publisher(settings: Settings) -> Callable[[Any, int], None] | None:

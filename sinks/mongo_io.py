@@ -1,23 +1,31 @@
-"""The foreachBatch writer: the job's output rows -> idempotent upserts into MongoDB.
+"""The foreachBatch writer: the job's output rows -> idempotent writes into MongoDB, from the
+executors.
 
-The only module of the job that talks to MongoDB. A batch is written with unordered
-`bulk_write`s keyed by `_id` (see `sinks/documents.py`): inserts of documents emitted for the
-first time (an insert that finds its document there falls back to its upsert), then upserts of
-the full state of the rest. Then a marker
-`{_id: <checkpoint>:<batch_id>, fingerprint}` is stored. A batch Spark replays after a crash is
-either skipped (marker with the same fingerprint: it was fully written) or written again, which
-the upserts make harmless. Transient MongoDB errors are retried with backoff a bounded number of
-times; then the error propagates, the query fails loudly, and a restart resumes from the
-checkpoint.
+The only module of the job that talks to MongoDB. The driver's `MongoSink` never collects rows:
+each partition of a batch is written by the task that computed it (`PartitionWriter`, one
+pymongo client per executor process, reused across batches), and returns one small
+`PartitionStats` (counts, a latency histogram) to the driver.
+
+A partition is written with unordered `bulk_write`s keyed by `_id` (see `sinks/documents.py`):
+inserts of documents emitted for the first time (an insert that finds its document there falls
+back to its upsert), then upserts of the full state of the rest. Then the partition's marker
+`{_id: <checkpoint>:p<partition>, batch_id, fingerprint}` is stored. Spark only ever re-runs the
+last batch (after a crash) or a task of it (after losing an executor): a partition whose marker
+holds the same batch and fingerprint was fully written and is skipped; any other is written
+again, which the upserts make harmless. Once every partition is written, the driver stores the
+batch's marker `{_id: <checkpoint>:<batch_id>, rows, counts}`. Transient MongoDB errors are
+retried with backoff a bounded number of times; then the task fails, the query fails loudly, and
+a restart resumes from the checkpoint.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,7 +35,8 @@ from pymongo.errors import AutoReconnect, BulkWriteError, ConnectionFailure, PyM
 
 from conf.settings import Settings
 from sinks import metrics
-from sinks.documents import Plan, Row, Write, plan
+from sinks.batch_stats import BatchStats, PartitionStats
+from sinks.documents import Row, Write, plan
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -36,10 +45,17 @@ TRANSIENT = (AutoReconnect, ConnectionFailure)
 CHUNK = 500  # writes per bulk_write command
 DUPLICATE_KEY = 11000
 OUTCOME_INDEXES = ("status", "final", "order_id")  # single-field indexes of the outcomes
+STATS_SCHEMA = "stats string"  # one JSON PartitionStats per partition
+
+_CLIENTS: dict[str, MongoClient[dict[str, Any]]] = {}  # per process: one client per server
 
 
-def _chunks(items: Sequence[T]) -> list[list[T]]:
-    return [list(items[i : i + CHUNK]) for i in range(0, len(items), CHUNK)]
+def client_for(uri: str) -> MongoClient[dict[str, Any]]:
+    """This process's client for `uri`, made on first use (pymongo clients are thread-safe and
+    pool their connections; Spark reuses the Python worker across tasks and batches)."""
+    if uri not in _CLIENTS:
+        _CLIENTS[uri] = MongoClient(uri, serverSelectionTimeoutMS=10_000)
+    return _CLIENTS[uri]
 
 
 class LayoutError(RuntimeError):
@@ -75,31 +91,157 @@ def retry(fn: Callable[[], T], what: str, attempts: int = 5, base_delay: float =
     raise AssertionError("unreachable")
 
 
-class MongoSink:
-    """Callable for `writeStream.foreachBatch`. Picklable settings only; the client is lazy."""
+def _chunks(items: Sequence[T]) -> list[list[T]]:
+    return [list(items[i : i + CHUNK]) for i in range(0, len(items), CHUNK)]
+
+
+def rows_of(pdf: Any) -> list[Row]:
+    """The documents to write, from a pandas batch of the job's output rows (OUTPUT_SCHEMA)."""
+    return [
+        Row(k, d, doc, raw, None if ts is None or ts != ts else int(ts))
+        for k, d, doc, raw, ts in zip(
+            pdf["kind"].tolist(),
+            pdf["doc_id"].tolist(),
+            pdf["doc"].tolist(),
+            pdf["raw"].tolist(),
+            pdf["kafka_ts"].tolist(),
+            strict=True,
+        )
+    ]
+
+
+class MongoStore:
+    """The settings' database, through this process's client. Picklable: settings only."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def collection(self, name: str) -> Collection[dict[str, Any]]:
+        m = self.settings.mongo
+        return client_for(m.uri.get_secret_value())[m.database][name]
+
+    def marker_id(self, batch_id: int) -> str:
+        return f"{self.settings.spark.checkpoint_location}:{batch_id}"
+
+    def partition_marker_id(self, partition: int) -> str:
+        return f"{self.settings.spark.checkpoint_location}:p{partition}"
+
+
+class PartitionWriter(MongoStore):
+    """Writes one partition of a batch, in the task that computed it (on an executor)."""
+
+    def _bulk(
+        self, coll: Collection[dict[str, Any]], ops: list[Any], batch_id: int, inserts: bool
+    ) -> list[int]:
+        """One unordered bulk_write; returns the indexes of inserts that found their document
+        already there (only when `inserts`). Any other write error fails the batch."""
+        try:
+            retry(lambda: coll.bulk_write(ops, ordered=False), f"bulk_write {coll.name}")
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            dup = [e["index"] for e in errors if inserts and e.get("code") == DUPLICATE_KEY]
+            if len(dup) < len(errors):
+                other = [e for e in errors if not (inserts and e.get("code") == DUPLICATE_KEY)]
+                raise SinkError(
+                    f"batch_id={batch_id} collection={coll.name} write errors={len(other)} "
+                    f"first={other[0].get('errmsg')}"
+                ) from exc
+            return dup
+        return []
+
+    def write(self, name: str, writes: Sequence[Write], batch_id: int) -> None:
+        """Inserts first (a replayed insert falls back to its upsert), then the upserts."""
+        coll = self.collection(name)
+        fallbacks: list[UpdateOne] = []
+        inserts = [w for w in writes if w.insert is not None]
+        for chunk in _chunks(inserts):
+            dup = self._bulk(coll, [InsertOne(w.insert) for w in chunk], batch_id, inserts=True)
+            fallbacks.extend(chunk[i].upsert for i in dup)
+        if fallbacks:
+            logger.info(
+                "documents already there, upserted batch_id=%s collection=%s n=%d",
+                batch_id,
+                name,
+                len(fallbacks),
+            )
+        for ops in _chunks([w.upsert for w in writes if w.insert is None] + fallbacks):
+            self._bulk(coll, ops, batch_id, inserts=False)
+
+    def _fault_point(self, batch_id: int) -> None:
+        """Half of a partition is written here: the crash tests kill the process (the driver,
+        or a worker with its executor) at this point. Only the first task to get here pauses:
+        it creates the flag file, atomically."""
+        pl = self.settings.pipeline
+        if pl.fault_pause_at_batch is None or batch_id != pl.fault_pause_at_batch:
+            return
+        if pl.fault_flag_file:
+            try:
+                os.close(os.open(pl.fault_flag_file, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return
+            Path(pl.fault_flag_file).write_text(str(batch_id))
+        logger.warning("fault injection: pausing mid-batch batch_id=%s", batch_id)
+        time.sleep(pl.fault_pause_s)
+
+    def write_rows(self, rows: list[Row], batch_id: int, partition: int) -> PartitionStats:
+        """Write one partition's rows (skipped when its marker shows them written already)."""
+        m = self.settings.mongo
+        started = time.monotonic()
+        written_at = int(time.time() * 1000)
+        p = plan(rows, written_at)
+        stats = PartitionStats(partition, len(rows), counts=Counter(p.counts))
+        if not rows:
+            return stats
+        markers = self.collection(m.batches_collection)
+        key = self.partition_marker_id(partition)
+        marker = retry(lambda: markers.find_one({"_id": key}), "find marker")
+        if marker and (marker.get("batch_id"), marker.get("fingerprint")) == (
+            batch_id,
+            p.fingerprint,
+        ):
+            logger.info("partition already written batch_id=%s partition=%s", batch_id, partition)
+            stats.skipped = True
+            return stats
+        half = len(p.outcomes) // 2
+        self.write(m.outcomes_collection, p.outcomes[:half], batch_id)
+        self._fault_point(batch_id)
+        self.write(m.outcomes_collection, p.outcomes[half:], batch_id)
+        self.write(m.dead_letters_collection, p.dead_letters, batch_id)
+        marker_doc = {"batch_id": batch_id, "fingerprint": p.fingerprint, "rows": len(rows)}
+        retry(lambda: markers.replace_one({"_id": key}, marker_doc, upsert=True), "write marker")
+        stats.written = len(p.outcomes) + len(p.dead_letters)
+        stats.write_s = time.monotonic() - started
+        stats.observe_latencies(written_at - r.kafka_ts for r in rows if r.kafka_ts is not None)
+        return stats
+
+    def write_partition(self, batch_id: int, pdfs: Iterator[Any]) -> Iterator[Any]:
+        """The mapInPandas function: this task's rows in, one stats row out."""
+        import pandas as pd
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+        partition = context.partitionId() if context is not None else 0
+        rows = [row for pdf in pdfs for row in rows_of(pdf)]
+        try:
+            stats = self.write_rows(rows, batch_id, partition)
+        except PyMongoError as exc:
+            raise SinkError(f"batch_id={batch_id} mongo error {type(exc).__name__}: {exc}") from exc
+        yield pd.DataFrame({"stats": [stats.to_json()]})
+
+
+class MongoSink(MongoStore):
+    """Callable for `writeStream.foreachBatch`, on the driver: runs the batch with each partition
+    writing itself, and gets back only each partition's stats."""
 
     def __init__(
         self,
         settings: Settings,
         publish: Callable[[Any, int], None] | None = None,
-        on_batch: Callable[[int, Plan, float, list[int]], None] | None = None,
+        on_batch: Callable[[BatchStats], None] | None = None,
     ) -> None:
-        self.settings = settings
+        super().__init__(settings)
         self.publish = publish
         self.on_batch = on_batch
-        self._client: MongoClient[dict[str, Any]] | None = None
-        self._pool = ThreadPoolExecutor(settings.mongo.write_threads, "mongo-sink")
-
-    @property
-    def client(self) -> MongoClient[dict[str, Any]]:
-        if self._client is None:
-            self._client = MongoClient(
-                self.settings.mongo.uri.get_secret_value(), serverSelectionTimeoutMS=10_000
-            )
-        return self._client
-
-    def collection(self, name: str) -> Collection[dict[str, Any]]:
-        return self.client[self.settings.mongo.database][name]
 
     def ensure_indexes(self) -> None:
         m = self.settings.mongo
@@ -136,145 +278,41 @@ class MongoSink:
         self.ensure_indexes()
         self.check_layout()
 
-    def marker_id(self, batch_id: int) -> str:
-        return f"{self.settings.spark.checkpoint_location}:{batch_id}"
-
-    def _bulk(
-        self, coll: Collection[dict[str, Any]], ops: list[Any], batch_id: int, inserts: bool
-    ) -> list[int]:
-        """One unordered bulk_write; returns the indexes of inserts that found their document
-        already there (only when `inserts`). Any other write error fails the batch."""
-        try:
-            retry(lambda: coll.bulk_write(ops, ordered=False), f"bulk_write {coll.name}")
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            dup = [e["index"] for e in errors if inserts and e.get("code") == DUPLICATE_KEY]
-            if len(dup) < len(errors):
-                other = [e for e in errors if not (inserts and e.get("code") == DUPLICATE_KEY)]
-                raise SinkError(
-                    f"batch_id={batch_id} collection={coll.name} write errors={len(other)} "
-                    f"first={other[0].get('errmsg')}"
-                ) from exc
-            return dup
-        return []
-
-    def write(self, name: str, writes: Sequence[Write], batch_id: int) -> None:
-        """Inserts first (a replayed insert falls back to its upsert), then the upserts."""
-        coll = self.collection(name)
-        inserts = [w for w in writes if w.insert is not None]
-        upserts = [w.upsert for w in writes if w.insert is None]
-
-        def insert_chunk(chunk: Sequence[Write]) -> list[UpdateOne]:
-            dup = self._bulk(coll, [InsertOne(w.insert) for w in chunk], batch_id, inserts=True)
-            return [chunk[i].upsert for i in dup]
-
-        # A batch holds each _id once, so its writes commute and chunks can go in parallel;
-        # list() re-raises the first failure after all chunks finished.
-        fallbacks = [u for us in self._pool.map(insert_chunk, _chunks(inserts)) for u in us]
-        if fallbacks:
-            logger.info(
-                "documents already there, upserted batch_id=%s collection=%s n=%d",
-                batch_id,
-                name,
-                len(fallbacks),
-            )
-        ops = upserts + fallbacks
-        list(self._pool.map(lambda c: self._bulk(coll, c, batch_id, False), _chunks(ops)))
-
-    def _fault_point(self, batch_id: int) -> None:
-        """Half of the batch is written here: the crash test kills the process at this point."""
-        pl = self.settings.pipeline
-        if pl.fault_pause_at_batch is not None and batch_id == pl.fault_pause_at_batch:
-            logger.warning("fault injection: pausing mid-batch batch_id=%s", batch_id)
-            if pl.fault_flag_file:
-                Path(pl.fault_flag_file).write_text(str(batch_id))
-            time.sleep(pl.fault_pause_s)
-
-    def write_rows(self, rows: list[Row], batch_id: int) -> Plan | None:
-        """Write one batch's rows; returns the plan, or None when the batch was already written."""
-        m = self.settings.mongo
-        p = plan(rows, int(time.time() * 1000))
-        markers = self.collection(m.batches_collection)
-        marker = retry(lambda: markers.find_one({"_id": self.marker_id(batch_id)}), "find marker")
-        if marker and marker.get("fingerprint") == p.fingerprint:
-            logger.info("batch already written batch_id=%s rows=%d: skipped", batch_id, len(rows))
-            return None
-        self.write(m.outcomes_collection, p.outcomes[: len(p.outcomes) // 2], batch_id)
-        self._fault_point(batch_id)
-        self.write(m.outcomes_collection, p.outcomes[len(p.outcomes) // 2 :], batch_id)
-        self.write(m.dead_letters_collection, p.dead_letters, batch_id)
-        retry(
-            lambda: markers.replace_one(
-                {"_id": self.marker_id(batch_id)},
-                {
-                    "fingerprint": p.fingerprint,
-                    "rows": len(rows),
-                    "counts": p.counts,
-                    "written_at": int(time.time() * 1000),
-                },
-                upsert=True,
-            ),
-            "write marker",
-        )
-        return p
-
-    def rows_of(self, pdf: Any) -> list[Row]:
-        """The batch's documents to write, from the job's output rows (streaming/job.py)."""
-        return [
-            Row(k, d, doc, raw, None if ts is None or ts != ts else int(ts))
-            for k, d, doc, raw, ts in zip(
-                pdf["kind"].tolist(),
-                pdf["doc_id"].tolist(),
-                pdf["doc"].tolist(),
-                pdf["raw"].tolist(),
-                pdf["kafka_ts"].tolist(),
-                strict=True,
-            )
-        ]
+    def write_batch(self, batch_df: Any, batch_id: int) -> list[PartitionStats]:
+        """Every partition writes itself on its executor; only their stats come back."""
+        writer = PartitionWriter(self.settings)
+        per_partition = functools.partial(writer.write_partition, batch_id)
+        got = batch_df.mapInPandas(per_partition, STATS_SCHEMA).collect()
+        return [PartitionStats.from_json(r[0]) for r in got]
 
     def __call__(self, batch_df: Any, batch_id: int) -> None:
         started = time.monotonic()
         if self.publish is not None:  # read twice (Mongo, then Kafka): compute the batch once
             batch_df = batch_df.persist()
-        pdf = batch_df.toPandas()  # runs the micro-batch: Kafka read, parse, state step
-        collected = time.monotonic()
-        try:
-            rows = self.rows_of(pdf)
-            p = self.write_rows(rows, batch_id)
-        except PyMongoError as exc:
-            raise SinkError(f"batch_id={batch_id} mongo error {type(exc).__name__}: {exc}") from exc
+        stats = BatchStats(batch_id, self.write_batch(batch_df, batch_id))
         if self.publish is not None:
-            if rows:
+            if stats.rows:
                 self.publish(batch_df, batch_id)
             batch_df.unpersist()
-        elapsed = time.monotonic() - started
-        if p is None:
-            return
-        done_ms = int(time.time() * 1000)
-        latencies = [done_ms - r.kafka_ts for r in rows if r.kafka_ts is not None]
-        logger.info(
-            "batch written batch_id=%s rows=%d outcomes=%d dead_letters=%d counts=%s seconds=%.3f "
-            "compute_s=%.3f",
-            batch_id,
-            len(rows),
-            len(p.outcomes),
-            len(p.dead_letters),
-            p.counts,
-            elapsed,
-            collected - started,
+        markers = self.collection(self.settings.mongo.batches_collection)
+        marker = {"rows": stats.rows, "counts": dict(stats.counts),
+                  "written_at": int(time.time() * 1000)}  # fmt: skip
+        retry(
+            lambda: markers.replace_one({"_id": self.marker_id(batch_id)}, marker, upsert=True),
+            "write batch marker",
         )
-        self._observe(batch_id, p, elapsed, latencies)
+        stats.seconds = time.monotonic() - started
+        logger.info(
+            "batch written batch_id=%s rows=%d written=%d skipped=%s counts=%s seconds=%.3f "
+            "write_s=%s",
+            batch_id,
+            stats.rows,
+            stats.written,
+            stats.skipped,
+            dict(stats.counts),
+            stats.seconds,
+            [round(p.write_s, 3) for p in stats.partitions],
+        )
+        metrics.observe_batch(stats)
         if self.on_batch is not None:
-            self.on_batch(batch_id, p, elapsed, latencies)
-
-    @staticmethod
-    def _observe(batch_id: int, p: Plan, elapsed: float, latencies: list[int]) -> None:
-        metrics.LAST_BATCH.set(batch_id)
-        metrics.BATCH_SECONDS.observe(elapsed)
-        for key, n in p.counts.items():
-            if key.startswith("reason:"):
-                metrics.DEAD_LETTERS.labels(key.removeprefix("reason:")).inc(n)
-            else:
-                metrics.ROWS.labels(key).inc(n)
-        for ms in latencies:
-            metrics.LATENCY_SECONDS.observe(ms / 1000)
+            self.on_batch(stats)

@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("py4j").setLevel(logging.WARNING)
     settings = load_settings()
 
-    from sinks.factory import sink_for
     from sinks.kafka_io import kafka_publisher
+    from sinks.mongo_io import MongoSink
     from streaming.job import start_query
     from streaming.session import build_session
 
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         start_http_server(args.metrics_port, addr="127.0.0.1")
         logger.info("metrics on http://127.0.0.1:%d/metrics", args.metrics_port)
     spark = build_session(settings.spark)
-    sink = sink_for(settings, publish=kafka_publisher(settings))
+    sink = MongoSink(settings, publish=kafka_publisher(settings))
     sink.prepare()
     query = start_query(spark, settings, sink, available_now=args.available_now)
 

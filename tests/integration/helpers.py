@@ -13,7 +13,7 @@ from conf.settings import Settings
 
 
 def with_shape(s: Settings, shape: str) -> Settings:
-    """`s` with PIPELINE_SHAPE=`shape` (state: the default; join; tws)."""
+    """`s` with PIPELINE_SHAPE=`shape` (tws: the default; state)."""
     return s.model_copy(update={"pipeline": s.pipeline.model_copy(update={"shape": shape})})
 
 

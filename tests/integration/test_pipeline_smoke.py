@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conf.settings import Settings
-from producers.events import Item, Order, Payment
+from contract.events import Item, Order, Payment
 from producers.serde import encode, key_of
 from sinks.mongo_io import MongoSink
 from tests.integration.helpers import create_topics, docs, drain, produce, with_shape
@@ -126,6 +126,6 @@ def test_checkpoint_layout_is_fixed_at_creation(pipeline_settings: Settings) -> 
     )
     with pytest.raises(LayoutError, match="PIPELINE_STATE_BUCKETS="):
         MongoSink(other).prepare()
-    joined = with_shape(s, "join")
-    with pytest.raises(LayoutError, match="PIPELINE_SHAPE=state"):
-        MongoSink(joined).prepare()
+    other_shape = with_shape(s, "state")
+    with pytest.raises(LayoutError, match="PIPELINE_SHAPE=tws"):
+        MongoSink(other_shape).prepare()

@@ -17,9 +17,10 @@ from conf.settings import REPO_ROOT, Settings
 from producers.scenario import ScenarioConfig, generate
 from producers.truth import compute_truth
 from scripts.check_truth import differences
+from sinks.batch_stats import PartitionStats
 from sinks.documents import Row
-from sinks.mongo_io import MongoSink
-from streaming.job import rules_of, start_query
+from sinks.mongo_io import MongoSink, PartitionWriter
+from streaming.job import start_query
 from tests.integration.helpers import (
     create_topics,
     docs,
@@ -35,7 +36,9 @@ pytestmark = pytest.mark.integration
 
 def load_scenario(s: Settings, n_orders: int = 600, seed: int = 7) -> dict[str, Any]:
     """Produce a seeded scenario with every kind of dirt; return its truth (as JSON dict)."""
-    cfg = ScenarioConfig(n_orders=n_orders, seed=seed, event_rate=0.2, rules=rules_of(s), **DIRTY)
+    cfg = ScenarioConfig(
+        n_orders=n_orders, seed=seed, event_rate=0.2, rules=s.pipeline.rules(), **DIRTY
+    )
     scenario = generate(cfg)
     names = {"orders": s.topics.orders, "payments": s.topics.payments}
     create_topics(s)
@@ -73,15 +76,26 @@ def assert_equals_truth(s: Settings, truth: dict[str, Any]) -> None:
 
 
 class RecordingSink(MongoSink):
-    """The real sink, keeping each batch's rows so a test can replay one."""
+    """The real sink, also keeping each batch's rows by partition so that a test can replay
+    them (collected to the driver for the test only; the sink itself never does)."""
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
-        self.batches: dict[int, list[Row]] = {}
+        self.batches: dict[int, dict[int, list[Row]]] = {}
 
-    def write_rows(self, rows: list[Row], batch_id: int):  # type: ignore[no-untyped-def]
-        self.batches[batch_id] = rows
-        return super().write_rows(rows, batch_id)
+    def write_batch(self, batch_df: Any, batch_id: int) -> list[PartitionStats]:
+        from pyspark.sql import functions as sf
+
+        batch_df = batch_df.persist()  # computed once: for the rows kept here and for the sink
+        by_partition: dict[int, list[Row]] = {}
+        for r in batch_df.withColumn("_p", sf.spark_partition_id()).collect():
+            row = Row(r["kind"], r["doc_id"], r["doc"], r["raw"], r["kafka_ts"])
+            by_partition.setdefault(r["_p"], []).append(row)
+        self.batches[batch_id] = by_partition
+        try:
+            return super().write_batch(batch_df, batch_id)
+        finally:
+            batch_df.unpersist()
 
 
 def test_every_kind_of_dirt_equals_the_truth_and_replay_changes_nothing(
@@ -96,14 +110,17 @@ def test_every_kind_of_dirt_equals_the_truth_and_replay_changes_nothing(
     assert_equals_truth(s, truth)
 
     before = mongo_state(s)
-    busiest = max(sink.batches, key=lambda b: len(sink.batches[b]))
-    assert sink.write_rows(sink.batches[busiest], busiest) is None  # marker: already written
+    writer = PartitionWriter(s)
+    last = max(b for b, parts in sink.batches.items() if parts)
+    for partition, rows in sink.batches[last].items():  # its markers: already written
+        assert writer.write_rows(rows, last, partition).skipped
+    # as if the job crashed before the markers: every partition of the busiest batch again
+    busiest = max(sink.batches, key=lambda b: sum(map(len, sink.batches[b].values())))
     markers = mongo_db(s)[s.mongo.batches_collection]
-    markers.delete_one({"_id": sink.marker_id(busiest)})  # as if it crashed before the marker
-    replayed = sink.write_rows(sink.batches[busiest], busiest)
-    assert replayed is not None
-    # the replay's inserts all find their documents and fall back to upserts
-    assert any(w.insert is not None for w in replayed.outcomes + replayed.dead_letters)
+    for partition, rows in sink.batches[busiest].items():
+        markers.delete_one({"_id": writer.partition_marker_id(partition)})
+        replayed = writer.write_rows(rows, busiest, partition)
+        assert not replayed.skipped and replayed.written == len(rows)
     assert mongo_state(s) == before  # every field, timing included
 
 

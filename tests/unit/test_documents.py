@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from contract.outputs import DEAD_LETTER, ORPHAN, OUTCOME
 from sinks.documents import Row, plan
-from streaming.state import DEAD_LETTER, ORPHAN, OUTCOME
 
 AT = 1_700_000_000_000
 
@@ -81,6 +81,10 @@ def test_fingerprint_depends_on_content_not_time() -> None:
     changed = rows()
     changed[1] = Row(OUTCOME, "o2", changed[1].doc.replace("PAID", "OVERPAID"), None, AT)
     assert plan(changed, AT).fingerprint != plan(rows(), AT).fingerprint
+
+
+def test_fingerprint_does_not_depend_on_row_order() -> None:
+    assert plan(rows()[::-1], AT).fingerprint == plan(rows(), AT).fingerprint
 
 
 def test_unknown_kind_is_an_error() -> None:

@@ -8,8 +8,9 @@ from collections import Counter, defaultdict
 
 import pytest
 
+from contract.events import Order, Payment
+from contract.rules import Rules
 from producers import serde
-from producers.events import Order, Payment
 from producers.scenario import (
     DISORDER_MARGIN_MS,
     MALFORMED,
@@ -20,7 +21,6 @@ from producers.scenario import (
     check_ordering,
     generate,
 )
-from streaming.rules import Rules
 from tests.scenarios import DIRTY
 
 N = 4000

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from contract.events import Item, Order, Payment
 from producers import serde
-from producers.events import Item, Order, Payment
 
 ORDER = Order(
     order_id="o-1",

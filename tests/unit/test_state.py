@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from streaming.rules import Rules
-from streaming.state import DEAD_LETTER, ORDER, ORPHAN, OUTCOME, PAYMENT, empty_state, step
+from contract.events import ORDER, PAYMENT
+from contract.outputs import DEAD_LETTER, ORPHAN, OUTCOME
+from contract.rules import Rules
+from streaming.step import empty_state, step
 
 MIN = 60_000
 T0 = 1_767_225_600_000

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from contract.events import Item, Order, Payment
 from producers import serde
 from producers.dirt import MALFORMED, Dirt
-from producers.events import Item, Order, Payment
 from producers.scenario import Emission, Scenario, ScenarioConfig, generate
 from producers.truth import compute_truth, read_truth, write_truth
 

@@ -3,7 +3,7 @@
 Pure Python (no Kafka, no Spark). Amounts are integers in minor units (cents); timestamps are
 integers in epoch milliseconds here and ISO-8601 UTC strings with milliseconds on the wire
 (see `producers/serde.py`). The streaming job builds its Spark schema and its validation from the
-constants below (`streaming/parse.py`), and the producers build their malformed messages from the
+constants below (`streaming/source.py`), and the producers build their malformed messages from the
 same reasons, so a dead letter's reason is the same word on both sides.
 """
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 SCHEMA_VERSION = 1
+ORDER, PAYMENT = "order", "payment"  # the two event kinds (and their topics' roles)
 
 
 class F:

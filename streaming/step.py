@@ -21,13 +21,13 @@ outcome, so an upsert of the latest one is the truth, whatever was replayed befo
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from producers.events import Reason
-from streaming.rules import Rules, Status, status_of
+from contract.events import ORDER, Reason
+from contract.outputs import ORPHAN, OUTCOME, Output, dead_letter
+from contract.rules import Rules, Status, status_of
 
 # Event tuples handed to `step`, in this column order (the Spark adapter builds them):
 EVENT_COLUMNS = (
@@ -44,19 +44,6 @@ EVENT_COLUMNS = (
     "offset",
     "raw",
 )
-ORDER, PAYMENT = "order", "payment"
-
-# Output kinds and the document fields the sink writes (one place for their names).
-OUTCOME, ORPHAN, DEAD_LETTER = "outcome", "orphan", "dead_letter"
-
-
-@dataclass(slots=True)
-class Output:
-    kind: str  # OUTCOME | ORPHAN | DEAD_LETTER
-    doc_id: str
-    doc: dict[str, Any]
-    raw: str | None = None  # the order's raw JSON on first sight; the late event's raw value
-    kafka_ts: int | None = None  # newest Kafka timestamp that changed this document
 
 
 @dataclass(slots=True)
@@ -73,11 +60,6 @@ class StepResult:
     outputs: list[Output] = field(default_factory=list)
     stats: StepStats = field(default_factory=StepStats)
     next_close_ts: int | None = None  # earliest close of what is left; a timer for Spark
-
-
-def to_json(doc: dict[str, Any]) -> str:
-    """A computed document as the compact JSON the job hands to the sink."""
-    return json.dumps(doc, separators=(",", ":"))
 
 
 def empty_state() -> dict[str, Any]:
@@ -118,22 +100,6 @@ def orphan_doc(payment_id: str, order_id: str, p: list[Any]) -> dict[str, Any]:
         "method": method,
         "payment_ts": payment_ts,
     }
-
-
-def dead_letter(
-    topic: str,
-    partition: int,
-    offset: int,
-    key: str | None,
-    reason: str,
-    raw: str | None,
-    kafka_ts: int | None,
-    event_ts: int | None = None,
-) -> Output:
-    """A dead letter, keyed by where the message sits in Kafka (so a replay rewrites, not adds)."""
-    doc = {"topic": topic, "partition": partition, "offset": offset, "key": key,
-           "reason": reason, "event_ts": event_ts}  # fmt: skip
-    return Output(DEAD_LETTER, f"{topic}:{partition}:{offset}", doc, raw=raw, kafka_ts=kafka_ts)
 
 
 def step(

@@ -1,0 +1,83 @@
+"""Between Spark's pandas batches and the pure step: rows in, documents out (every shape uses it).
+
+A shape's Python function receives a group's rows as pandas DataFrames of `source`'s columns;
+`split_events` turns them into dead letters (malformed records) and `step`'s event tuples.
+What a shape emits leaves as a pandas DataFrame of OUTPUT_SCHEMA (`frame`), which the sink reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+from pyspark.sql import types as T
+
+from contract.outputs import Output, dead_letter, to_json
+from streaming.source import MALFORMED
+from streaming.step import EVENT_COLUMNS
+
+OUTPUT_SCHEMA = T.StructType(
+    [
+        T.StructField("kind", T.StringType()),
+        T.StructField("doc_id", T.StringType()),
+        T.StructField("doc", T.StringType()),  # JSON of the computed document
+        T.StructField("raw", T.StringType()),
+        T.StructField("kafka_ts", T.LongType()),
+    ]
+)
+_INT_COLUMNS = frozenset({"event_ts", "amount", "kafka_ts", "partition", "offset"})
+
+
+def frame(outputs: list[Output]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "kind": [o.kind for o in outputs],
+            "doc_id": [o.doc_id for o in outputs],
+            "doc": [to_json(o.doc) for o in outputs],
+            "raw": [o.raw for o in outputs],
+            "kafka_ts": pd.array([o.kafka_ts for o in outputs], dtype="Int64"),
+        }
+    )
+
+
+def _event_tuples(pdf: pd.DataFrame) -> list[tuple[Any, ...]]:
+    """Valid rows as plain Python tuples in EVENT_COLUMNS order (Arrow hands nullable longs over
+    as floats; valid events have no nulls there, so they are cast back to int)."""
+    cols = []
+    for c in EVENT_COLUMNS:
+        col = pdf[c]
+        if c in _INT_COLUMNS:
+            col = col.astype("int64")
+        cols.append(col.tolist())
+    return list(zip(*cols, strict=True))
+
+
+def _dead_letters(pdf: pd.DataFrame) -> list[Output]:
+    return [
+        dead_letter(topic, partition, offset, key, reason, raw, kafka_ts)
+        for topic, partition, offset, key, reason, raw, kafka_ts in zip(
+            pdf["topic"].tolist(),
+            pdf["partition"].astype("int64").tolist(),
+            pdf["offset"].astype("int64").tolist(),
+            pdf["order_id"].tolist(),
+            pdf["reason"].tolist(),
+            pdf["raw"].tolist(),
+            pdf["kafka_ts"].astype("int64").tolist(),
+            strict=True,
+        )
+    ]
+
+
+def split_events(pdfs: Iterable[pd.DataFrame]) -> tuple[list[Output], list[tuple[Any, ...]]]:
+    """A group's rows as the state operator hands them over: malformed records as dead letters,
+    valid events as `step`'s tuples."""
+    malformed: list[Output] = []
+    events: list[tuple[Any, ...]] = []
+    for pdf in pdfs:
+        bad = (pdf["kind"] == MALFORMED).to_numpy()
+        if bad.any():
+            malformed.extend(_dead_letters(pdf[bad]))
+            pdf = pdf[~bad]
+        events.extend(_event_tuples(pdf))
+    return malformed, events
