@@ -37,7 +37,7 @@ from producers.scenario import ScenarioConfig, generate
 from producers.topics import ensure_topics
 from sinks.batch_stats import BatchStats, percentile
 from sinks.mongo_io import CHUNK, OUTCOME_INDEXES, MongoSink
-from streaming.job import rules_of, start_query
+from streaming.job import start_query
 from streaming.session import build_session
 
 logger = logging.getLogger("bench")
@@ -61,7 +61,9 @@ def preload(s: Settings, events: int) -> int:
 
     ensure_topics(s, [s.topics.orders, s.topics.payments], s.topics.partitions)
     t0 = time.perf_counter()
-    scenario = generate(ScenarioConfig(n_orders=int(events / 2.05), seed=5, rules=rules_of(s)))
+    scenario = generate(
+        ScenarioConfig(n_orders=int(events / 2.05), seed=5, rules=s.pipeline.rules())
+    )
     names = {"orders": s.topics.orders, "payments": s.topics.payments}
     logger.info("generated %d events in %.1fs", len(scenario.emissions), time.perf_counter() - t0)
     p = Producer(

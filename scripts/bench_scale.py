@@ -1,0 +1,287 @@
+"""Scale benchmarks of the reconciliation: prints figures, asserts nothing (docs/benchmarks.md).
+
+    python -m scripts.bench_scale spark [--events 100000] [--shapes tws,state,per_key]
+    python -m scripts.bench_scale open-state [--open 10000,100000,1000000,3000000] [--shape tws]
+    python -m scripts.bench_scale memory [--events 100000,1000000]
+
+spark: Spark's own cost. The same preloaded events (a seeded scenario with the default dirt) are
+  drained by each shape into a sink that computes every batch and writes nothing (`noop`), and by
+  the per-key baseline (scripts/baseline_per_key.py, the public design this project replaces).
+open-state: the cost of a batch against the state held. Orders are preloaded with a window so
+  long that none closes, until K are open; then a steady stream (producers.simulate, wall clock)
+  runs for a while, and the batches of that phase are timed (computed, not written).
+memory: the driver's peak memory while a preloaded backlog is drained in one batch with the
+  real sink (rows written from the executors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from conf.settings import Settings, load_settings
+from contract.events import Item, Order
+from producers import serde
+from producers.topics import ensure_topics
+from scripts.bench_pipeline import isolated, preload, run_producer
+from sinks.mongo_io import MongoSink
+from streaming.job import start_query
+from streaming.session import build_session
+
+logger = logging.getLogger("bench")
+
+
+def discard(batch_df: Any, batch_id: int) -> None:
+    """A foreachBatch sink that computes the whole batch and writes nothing."""
+    batch_df.write.format("noop").mode("overwrite").save()
+
+
+def drain(spark: Any, s: Settings, shape: str, sink: Any = discard) -> tuple[float, list[dict]]:
+    """Run one shape over everything in the topics (AvailableNow); seconds and its progress."""
+    if shape == "per_key":
+        from scripts import baseline_per_key
+
+        q = (
+            baseline_per_key.build(spark, s)
+            .writeStream.outputMode("update")
+            .foreachBatch(sink)
+            .option("checkpointLocation", s.spark.checkpoint_location)
+            .trigger(availableNow=True)
+            .start()
+        )
+    else:
+        q = start_query(spark, with_shape(s, shape), sink, available_now=True)
+    t0 = time.perf_counter()
+    q.awaitTermination()
+    seconds = time.perf_counter() - t0
+    if q.exception():
+        raise RuntimeError(f"{shape}: {q.exception()}")
+    return seconds, list(q.recentProgress)
+
+
+def with_shape(s: Settings, shape: str, **pipeline: Any) -> Settings:
+    return s.model_copy(
+        update={"pipeline": s.pipeline.model_copy(update={"shape": shape, **pipeline})}
+    )
+
+
+def checkpoint(s: Settings, name: str) -> Settings:
+    path = str(Path(s.spark.checkpoint_location).parent / name)
+    return s.model_copy(update={"spark": s.spark.model_copy(update={"checkpoint_location": path})})
+
+
+def spark_side(base: Settings, events: int, shapes: list[str]) -> None:
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    s = isolated(base, name, max_offsets_per_trigger=200_000)
+    n = preload(s, events)
+    spark = build_session(s.spark)
+    result: dict[str, Any] = {"benchmark": "spark-side", "events": n}
+    for shape in shapes:
+        seconds, progress = drain(spark, checkpoint(s, f"{name}-{shape}"), shape)
+        batches = [p["durationMs"]["triggerExecution"] for p in progress]
+        result[shape] = {
+            "seconds": round(seconds, 1),
+            "events_per_s": round(n / seconds),
+            "batches": len(batches),
+            "batch_ms": batches,
+        }
+        print(json.dumps({shape: result[shape]}), flush=True)
+    spark.stop()
+    if "per_key" in result:
+        for shape in shapes:
+            if shape != "per_key":
+                result[f"ratio_{shape}_to_per_key"] = round(
+                    result[shape]["events_per_s"] / result["per_key"]["events_per_s"], 1
+                )
+    print(json.dumps(result, indent=1))
+
+
+def preload_open_orders(s: Settings, n: int, end_ms: int, span_ms: int = 3_600_000) -> None:
+    """`n` valid orders, event times spread over the `span_ms` before `end_ms`."""
+    from confluent_kafka import Producer
+
+    ensure_topics(s, [s.topics.orders, s.topics.payments], s.topics.partitions)
+    p = Producer({**s.kafka.client_config(), "linger.ms": 20, "compression.type": "lz4",
+                  "batch.size": 262144})  # fmt: skip
+    item = (Item("p-1", "toys", 1, 2500),)
+    for i in range(n):
+        ts = end_ms - span_ms + (i * span_ms) // n
+        order = Order(f"pre-{i}", "c-1", "s-1", "web", item, 2500, "EUR", ts, ts)
+        while True:
+            try:
+                p.produce(
+                    s.topics.orders, key=serde.key_of(order.order_id), value=serde.encode(order)
+                )
+                break
+            except BufferError:
+                p.poll(0.05)
+        p.poll(0)
+    assert p.flush(300) == 0
+
+
+# Nothing closes during the run; the steady phase's events are never late.
+LONG_WINDOWS = {"window_after_s": 10 * 86_400, "allowed_lateness_s": 7_200, "skew_before_s": 120}
+
+
+def open_state(base: Settings, sizes: list[int], shape: str, rate: float, seconds: float) -> None:
+    for k in sizes:
+        name = f"bench-{uuid.uuid4().hex[:6]}"
+        s = with_shape(isolated(base, name, max_offsets_per_trigger=500_000), shape, **LONG_WINDOWS)
+        t0 = time.perf_counter()
+        preload_open_orders(s, k, int(time.time() * 1000) - 60_000)
+        produced_s = time.perf_counter() - t0
+        spark = build_session(s.spark)
+        steady = s.model_copy(
+            update={"pipeline": s.pipeline.model_copy(update={"max_offsets_per_trigger": None})}
+        )
+        q = start_query(spark, steady, discard)
+        t0 = time.perf_counter()
+        q.processAllAvailable()  # the preload, as large batches
+        preload_s = time.perf_counter() - t0
+        first_steady = (q.lastProgress or {}).get("batchId", -1) + 1
+        producer = run_producer(s, rate, seconds, "--payment-delay-max-s", "60")
+        producer.wait()
+        time.sleep(5)
+        progress = [p for p in q.recentProgress if p["batchId"] >= first_steady]
+        q.stop()
+        spark.stop()
+        with_input = [p for p in progress if p.get("numInputRows")]
+        ms = sorted(p["durationMs"]["triggerExecution"] for p in with_input)
+        ops = [(p.get("stateOperators") or [{}])[0] for p in with_input]
+        print(
+            json.dumps(
+                {
+                    "benchmark": "open-state",
+                    "shape": shape,
+                    "open_orders": k,
+                    "preload_produce_s": round(produced_s, 1),
+                    "preload_drain_s": round(preload_s, 1),
+                    "steady_batches": len(ms),
+                    "steady_rows_per_batch_median": statistics.median(
+                        p["numInputRows"] for p in with_input
+                    )
+                    if with_input
+                    else None,
+                    "batch_ms_median": statistics.median(ms) if ms else None,
+                    "batch_ms_p99": ms[min(len(ms) - 1, int(len(ms) * 0.99))] if ms else None,
+                    "state_rows": ops[-1].get("numRowsTotal") if ops else None,
+                    "state_memory_mb": round(ops[-1].get("memoryUsedBytes", 0) / 2**20, 1)
+                    if ops
+                    else None,
+                    "state_ms_median": statistics.median(o.get("allUpdatesTimeMs", 0) for o in ops)
+                    if ops
+                    else None,
+                }
+            ),
+            flush=True,
+        )
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return 0.0
+
+
+def driver_pids() -> dict[str, int]:
+    """This process (the Python driver) and the JVM it started (py4j gateway)."""
+    pids = {"python": os.getpid()}
+    for child in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+        for pid in child.read_text().split():
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if b"java" in cmd:
+                pids["jvm"] = int(pid)
+    return pids
+
+
+class PeakRss:
+    """Samples the resident memory of some processes every 0.2 s while in a `with` block."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.before = {k: rss_mb(pid) for k, pid in pids.items()}
+        self.peak = dict(self.before)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._done.is_set():
+            for k, pid in self.pids.items():
+                self.peak[k] = max(self.peak[k], rss_mb(pid))
+            time.sleep(0.2)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+
+def memory(base: Settings, sizes: list[int], shape: str) -> None:
+    for n_events in sizes:
+        name = f"bench-{uuid.uuid4().hex[:6]}"
+        s = with_shape(isolated(base, name, max_offsets_per_trigger=None), shape)
+        n = preload(s, n_events)
+        spark = build_session(s.spark)
+        sink = MongoSink(s)
+        sink.prepare()
+        rss = PeakRss(driver_pids())
+        with rss:
+            seconds, progress = drain(spark, s, shape, sink)
+        spark.stop()
+        print(
+            json.dumps(
+                {
+                    "benchmark": "driver-memory",
+                    "shape": shape,
+                    "events": n,
+                    "batches_with_input": sum(1 for p in progress if p.get("numInputRows")),
+                    "seconds": round(seconds, 1),
+                    "rss_mb_before": {k: round(v) for k, v in rss.before.items()},
+                    "rss_mb_peak": {k: round(v) for k, v in rss.peak.items()},
+                }
+            ),
+            flush=True,
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m scripts.bench_scale", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    p.add_argument("mode", choices=["spark", "open-state", "memory"])
+    p.add_argument("--events", default="100000", help="spark: N; memory: N,N,...")
+    p.add_argument("--shapes", default="tws,state,per_key", help="spark: shapes to run")
+    p.add_argument("--shape", default="tws", help="open-state, memory: the shape")
+    p.add_argument("--open", default="10000,100000,1000000,3000000", help="open-state: sizes")
+    p.add_argument("--rate", type=float, default=500.0, help="open-state: events/s")
+    p.add_argument("--seconds", type=float, default=120.0, help="open-state: steady phase")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    s = load_settings()
+    if args.mode == "spark":
+        spark_side(s, int(args.events), args.shapes.split(","))
+    elif args.mode == "open-state":
+        sizes = [int(x) for x in args.open.split(",")]
+        open_state(s, sizes, args.shape, args.rate, args.seconds)
+    else:
+        memory(s, [int(x) for x in args.events.split(",")], args.shape)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
