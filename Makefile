@@ -4,7 +4,8 @@ PY := .venv/bin/python
 SEED ?= 42
 ORDERS ?= 3000
 
-.PHONY: setup up down status logs topics run test unit lint bench-produce bench-pipeline bench-server clean
+.PHONY: setup up down status logs topics run test unit lint bench-produce bench-pipeline bench-server clean \
+	dist submit cluster-down
 
 setup:
 	bash scripts/setup.sh
@@ -20,6 +21,20 @@ status:
 
 logs:
 	$(PY) -m scripts.stack logs
+
+# The Spark cluster: `STACK_SPARK_WORKERS=2 make up` starts a master and two workers with the
+# stack; `make submit` runs the job there with spark-submit (SUBMIT_ARGS are the job's flags);
+# `make cluster-down` stops only the cluster. `make dist` zips the packages for --py-files.
+SUBMIT_ARGS ?= --available-now --summary
+
+dist:
+	$(PY) -m scripts.dist
+
+submit: dist
+	$(PY) -m scripts.submit $(SUBMIT_ARGS)
+
+cluster-down:
+	$(PY) -m scripts.cluster down
 
 topics: up
 	$(PY) -m producers.topics

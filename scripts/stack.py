@@ -187,11 +187,23 @@ def prepare_mongo(s: Settings) -> None:
     (svc.home / "data").mkdir(parents=True, exist_ok=True)
 
 
+def _cmdline(pid: int) -> str:
+    """A process's command line. It reads empty for a moment while the process execs (the Spark
+    launcher scripts exec java), so an empty read is retried before it counts."""
+    raw = b""
+    for _ in range(50):
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        if raw:
+            break
+        time.sleep(0.01)
+    return raw.replace(b"\0", b" ").decode()
+
+
 def running_pid(svc: Service) -> int | None:
     """The recorded pid, if that process is alive and is still our service."""
     try:
         pid = int(svc.pid_file.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        cmdline = _cmdline(pid)
     except (FileNotFoundError, ValueError, ProcessLookupError):
         return None
     if svc.marker not in cmdline:
@@ -285,6 +297,10 @@ def up(s: Settings) -> None:
         print(f"ferretdb  up  pid={pid} uri=mongodb://127.0.0.1:{s.stack.mongo_port}/")
     else:
         print("mongodb   remote (not started): MONGO_URI points elsewhere")
+    if s.stack.spark_workers > 0:
+        from scripts import cluster  # imports this module: not at the top
+
+        cluster.up(s)
 
 
 def stop(svc: Service, timeout: float = 30.0) -> bool:
@@ -305,6 +321,10 @@ def stop(svc: Service, timeout: float = 30.0) -> bool:
 
 
 def down(s: Settings) -> None:
+    from scripts import cluster
+
+    if cluster.is_running(s):  # whatever STACK_SPARK_WORKERS says now
+        cluster.down(s)
     for svc in (mongo_service(s), kafka_service(s)):
         print(f"{svc.name:9} {'stopped' if stop(svc) else 'was not running'}")
 
@@ -319,6 +339,10 @@ def status(s: Settings) -> dict[str, bool]:
         ok = ready()
         result[svc.name] = ok
         print(f"{svc.name:9} {'up' if ok else 'down'}  pid={pid or '-'}  log={svc.log_file}")
+    from scripts import cluster
+
+    if s.stack.spark_workers > 0 or cluster.is_running(s):
+        result.update(cluster.status(s))
     return result
 
 
