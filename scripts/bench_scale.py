@@ -44,8 +44,13 @@ def discard(batch_df: Any, batch_id: int) -> None:
     batch_df.write.format("noop").mode("overwrite").save()
 
 
-def drain(spark: Any, s: Settings, shape: str, sink: Any = discard) -> tuple[float, list[dict]]:
-    """Run one shape over everything in the topics (AvailableNow); seconds and its progress."""
+def drain(
+    spark: Any, s: Settings, shape: str, events: int, sink: Any = discard
+) -> tuple[float, list[dict]]:
+    """Run one shape until it has read `events` rows; seconds until that batch was done, and the
+    progress of the batches with input. (Neither Trigger.AvailableNow nor processAllAvailable:
+    with the per-key baseline's processing-time timeouts, the query keeps running no-data
+    batches for them and neither returns.)"""
     if shape == "per_key":
         from scripts import baseline_per_key
 
@@ -54,17 +59,25 @@ def drain(spark: Any, s: Settings, shape: str, sink: Any = discard) -> tuple[flo
             .writeStream.outputMode("update")
             .foreachBatch(sink)
             .option("checkpointLocation", s.spark.checkpoint_location)
-            .trigger(availableNow=True)
             .start()
         )
     else:
-        q = start_query(spark, with_shape(s, shape), sink, available_now=True)
+        q = start_query(spark, with_shape(s, shape), sink)
     t0 = time.perf_counter()
-    q.awaitTermination()
-    seconds = time.perf_counter() - t0
+    progress: list[dict[str, Any]] = []
+    try:
+        while q.isActive and sum(p["numInputRows"] for p in progress) < events:
+            time.sleep(0.1)
+            seen = {p["batchId"] for p in progress}
+            progress += [
+                p for p in q.recentProgress if p.get("numInputRows") and p["batchId"] not in seen
+            ]
+        seconds = time.perf_counter() - t0
+    finally:
+        q.stop()
     if q.exception():
         raise RuntimeError(f"{shape}: {q.exception()}")
-    return seconds, list(q.recentProgress)
+    return seconds, progress
 
 
 def with_shape(s: Settings, shape: str, **pipeline: Any) -> Settings:
@@ -85,7 +98,7 @@ def spark_side(base: Settings, events: int, shapes: list[str]) -> None:
     spark = build_session(s.spark)
     result: dict[str, Any] = {"benchmark": "spark-side", "events": n}
     for shape in shapes:
-        seconds, progress = drain(spark, checkpoint(s, f"{name}-{shape}"), shape)
+        seconds, progress = drain(spark, checkpoint(s, f"{name}-{shape}"), shape, n)
         batches = [p["durationMs"]["triggerExecution"] for p in progress]
         result[shape] = {
             "seconds": round(seconds, 1),
@@ -241,7 +254,7 @@ def memory(base: Settings, sizes: list[int], shape: str) -> None:
         sink.prepare()
         rss = PeakRss(driver_pids())
         with rss:
-            seconds, progress = drain(spark, s, shape, sink)
+            seconds, progress = drain(spark, s, shape, n, sink)
         spark.stop()
         print(
             json.dumps(
