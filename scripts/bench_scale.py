@@ -3,6 +3,7 @@
     python -m scripts.bench_scale spark [--events 100000] [--shapes tws,state,per_key]
     python -m scripts.bench_scale open-state [--open 10000,100000,1000000,3000000] [--shape tws]
     python -m scripts.bench_scale memory [--events 100000,1000000]
+    python -m scripts.bench_scale cluster [--events 200000] [--workers 1,2]
 
 spark: Spark's own cost. The same preloaded events (a seeded scenario with the default dirt) are
   drained by each shape into a sink that computes every batch and writes nothing (`noop`), and by
@@ -10,11 +11,20 @@ spark: Spark's own cost. The same preloaded events (a seeded scenario with the d
 open-state: the cost of a batch against the state held. Orders are preloaded with a window so
   long that none closes, until K are open; then a steady stream (producers.simulate, wall clock)
   runs for a while, and the batches of that phase are timed (computed, not written).
+cluster: Spark's own cost on the local standalone cluster (scripts/cluster.py): the same
+  preloaded events drained by the default shape under spark-submit, with 1 and with 2 one-core
+  workers.
 memory: the driver's peak memory while a preloaded backlog is drained in one batch with the
   real sink (rows written from the executors).
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __name__ == "__main__" and not __package__:  # run as a file by spark-submit (bench cluster)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import argparse
 import json
@@ -31,7 +41,7 @@ from conf.settings import Settings, load_settings
 from contract.events import Item, Order
 from producers import serde
 from producers.topics import ensure_topics
-from scripts.bench_pipeline import isolated, preload, run_producer
+from scripts.bench_pipeline import isolated, preload, produced_counts, run_producer
 from sinks.mongo_io import MongoSink
 from streaming.job import start_query
 from streaming.session import build_session
@@ -91,10 +101,12 @@ def checkpoint(s: Settings, name: str) -> Settings:
     return s.model_copy(update={"spark": s.spark.model_copy(update={"checkpoint_location": path})})
 
 
-def spark_side(base: Settings, events: int, shapes: list[str]) -> None:
-    name = f"bench-{uuid.uuid4().hex[:6]}"
+def spark_side(base: Settings, events: int, shapes: list[str], topics: str | None = None) -> None:
+    """`topics`: the name of an earlier run whose topics hold the events (no preload)."""
+    name = topics or f"bench-{uuid.uuid4().hex[:6]}"
     s = isolated(base, name, max_offsets_per_trigger=200_000)
-    n = preload(s, events)
+    n = sum(produced_counts(s).values()) if topics else preload(s, events)
+    name = f"{name}-{uuid.uuid4().hex[:4]}" if topics else name
     spark = build_session(s.spark)
     result: dict[str, Any] = {"benchmark": "spark-side", "events": n}
     for shape in shapes:
@@ -272,11 +284,45 @@ def memory(base: Settings, sizes: list[int], shape: str) -> None:
         )
 
 
+def cluster(base: Settings, events: int, workers: list[int]) -> None:
+    import subprocess
+
+    from scripts import cluster as cluster_ctl
+    from scripts import dist
+    from scripts.submit import submit_command
+
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    n = preload(isolated(base, name), events)
+    dist.ensure_built()
+    results: dict[str, Any] = {"benchmark": "cluster", "events": n}
+    for w in workers:
+        s = base.model_copy(update={"stack": base.stack.model_copy(update={"spark_workers": w})})
+        cluster_ctl.up(s)
+        try:
+            args = ["spark", "--shapes", "tws", "--topics", name]
+            cmd = submit_command(s, args, app=Path(__file__).resolve())
+            env = {**os.environ, "SPARK_HOME": str(cluster_ctl.spark_home())}
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
+        finally:
+            cluster_ctl.down(s)
+        lines = [x for x in done.stdout.splitlines() if x.startswith('{"tws"')]
+        if done.returncode != 0 or not lines:
+            raise RuntimeError(f"workers={w} exit={done.returncode}: {done.stderr[-3000:]}")
+        results[f"workers_{w}"] = json.loads(lines[0])["tws"]
+        print(json.dumps({f"workers_{w}": results[f"workers_{w}"]}), flush=True)
+    if len(workers) == 2:
+        a, b = (results[f"workers_{w}"]["events_per_s"] for w in workers)
+        results["ratio"] = round(b / a, 2)
+    print(json.dumps(results, indent=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.bench_scale", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("mode", choices=["spark", "open-state", "memory"])
-    p.add_argument("--events", default="100000", help="spark: N; memory: N,N,...")
+    p.add_argument("mode", choices=["spark", "open-state", "memory", "cluster"])
+    p.add_argument("--topics", help="spark: drain an earlier run's topics (no preload)")
+    p.add_argument("--workers", default="1,2", help="cluster: worker counts to compare")
+    p.add_argument("--events", default="100000", help="spark, cluster: N; memory: N,N,...")
     p.add_argument("--shapes", default="tws,state,per_key", help="spark: shapes to run")
     p.add_argument("--shape", default="tws", help="open-state, memory: the shape")
     p.add_argument("--open", default="10000,100000,1000000,3000000", help="open-state: sizes")
@@ -287,7 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("py4j").setLevel(logging.WARNING)
     s = load_settings()
     if args.mode == "spark":
-        spark_side(s, int(args.events), args.shapes.split(","))
+        spark_side(s, int(args.events), args.shapes.split(","), args.topics)
+    elif args.mode == "cluster":
+        cluster(s, int(args.events), [int(x) for x in args.workers.split(",")])
     elif args.mode == "open-state":
         sizes = [int(x) for x in args.open.split(",")]
         open_state(s, sizes, args.shape, args.rate, args.seconds)
