@@ -90,17 +90,11 @@ class BatchStats:
 
     @property
     def counts(self) -> Counter[str]:
-        total: Counter[str] = Counter()
-        for p in self.partitions:
-            total.update(p.counts)
-        return total
+        return sum((p.counts for p in self.partitions), Counter())
 
     @property
     def latency(self) -> Counter[int]:
-        total: Counter[int] = Counter()
-        for p in self.partitions:
-            total.update(p.latency)
-        return total
+        return sum((p.latency for p in self.partitions), Counter())
 
     def percentile(self, q: float) -> float | None:
         """The q-th percentile (0..100) of produced-to-written latency, in ms."""
