@@ -2,9 +2,9 @@
 
 One *bucket* of orders (all order_ids hashing to the same bucket) is reconciled at a time:
 `step(state, events, watermark, rules)` folds a micro-batch of that bucket's events into its
-state and returns the documents to upsert. Spark calls it once per bucket per batch through
-`applyInPandasWithState` (`streaming/job.py`), so Python runs once for many orders, not once
-per order.
+state and returns the documents to upsert. Every shape calls it once per bucket per batch
+(`streaming/shape_tws.py` with only the entries the batch needs, `streaming/shape_state.py` with
+the whole bucket), so Python runs once for many orders, not once per order.
 
 State (plain dicts and lists, so it pickles small and stays readable):
     orders:  {order_id: [order_ts, amount, currency, {payment_id: [amount, method, payment_ts]},
@@ -13,7 +13,7 @@ State (plain dicts and lists, so it pickles small and stays readable):
              payments no order has claimed yet (their order is not here, or they fall outside
              its window); they become ORPHAN_PAYMENT documents when their window closes.
 
-Rules (see `streaming/rules.py`): duplicates never change anything (first order_id, first
+Rules (see `contract/rules.py`): duplicates never change anything (first order_id, first
 payment_id win); an event below the watermark is a `late` dead letter; an order's outcome is
 final when the watermark passes its window; every change of an order emits its whole computed
 outcome, so an upsert of the latest one is the truth, whatever was replayed before it.
