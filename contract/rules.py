@@ -1,6 +1,6 @@
 """The reconciliation rules, as plain functions of event times and amounts.
 
-Both the streaming state step (`streaming/state.py`) and the producers' ground truth
+Both the streaming state step (`streaming/step.py`) and the producers' ground truth
 (`producers/truth.py`) decide with these, so the rules live once. Times are epoch milliseconds.
 
 - A payment belongs to its order when

@@ -7,7 +7,7 @@
   message that `validate` rejects.
 - `validate(kind, raw)`: the dead-letter reason of a raw message (the first failing check:
   invalid_json -> missing_field:<f> -> wrong_type:<f> -> unknown_schema_version ->
-  negative_amount), or None when it is a valid event. Same order as `streaming/parse.py`.
+  negative_amount), or None when it is a valid event. Same order as `streaming/source.py`.
 
 The Kafka key of both topics is the order_id, utf-8 encoded (`key_of`).
 """
