@@ -88,15 +88,23 @@ FIELD_TYPES: dict[str, str] = {
 
 
 class Reason(str, Enum):
-    """Why a message became a dead letter. `missing_field` and `wrong_type` carry the field name
-    after a colon, e.g. `missing_field:amount` (see `reason()`)."""
+    """Why a message became a dead letter (the checks are in contract/wire.py). A reason about
+    one field carries its name after a colon, e.g. `missing_field:amount` (see `reason()`)."""
 
+    INVALID_UTF8 = "invalid_utf8"  # `invalid_utf8:key` when it is the key
     INVALID_JSON = "invalid_json"
+    NOT_AN_OBJECT = "not_an_object"
+    TOO_LARGE = "too_large"
     MISSING_FIELD = "missing_field"
     WRONG_TYPE = "wrong_type"
+    OUT_OF_RANGE = "out_of_range"
+    INVALID_VALUE = "invalid_value"
     UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
     NEGATIVE_AMOUNT = "negative_amount"
+    FUTURE_EVENT_TIME = "future_event_time"
     LATE = "late"
+    # decided by the sink: the database refused the document for a reason retrying cannot fix
+    UNSTORABLE_DOCUMENT = "unstorable_document"
 
 
 def reason(kind: Reason, field: str | None = None) -> str:

@@ -59,7 +59,7 @@ def corrupt(kind: str, base: dict[str, Any], dirt: Dirt, rng: random.Random) -> 
         text = serde.dumps(msg)
         if rng.random() < 0.5:
             return text[: -rng.randint(1, 12)], reason(Reason.INVALID_JSON)
-        return serde.dumps(list(msg.values())), reason(Reason.INVALID_JSON)
+        return serde.dumps(list(msg.values())), reason(Reason.NOT_AN_OBJECT)
     if dirt is Dirt.MISSING_FIELD:
         name = rng.choice(fields)
         del msg[name]

@@ -158,7 +158,8 @@ def test_malformed_messages_validate_to_their_intended_reason(dirty: Scenario) -
             assert serde.decode(e.topic, e.value) == e.event
             assert e.reason == ("late" if e.dirt is Dirt.LATE else None)
     assert set(reasons) == {
-        "invalid_json", "missing_field", "wrong_type", "negative_amount", "unknown_schema_version"
+        "invalid_json", "not_an_object", "missing_field", "wrong_type", "negative_amount",
+        "unknown_schema_version",
     }  # fmt: skip
 
 

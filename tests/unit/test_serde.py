@@ -97,9 +97,9 @@ def _payment(**changes: object) -> bytes:
     [
         (b"", "invalid_json"),
         (b"{not json", "invalid_json"),
-        (b"[1, 2]", "invalid_json"),
-        (b'"a string"', "invalid_json"),
-        (b"\xff\xfe", "invalid_json"),
+        (b"[1, 2]", "not_an_object"),
+        (b'"a string"', "not_an_object"),
+        (b"\xff\xfe", "invalid_utf8"),
         (_payment(amount=KeyError), "missing_field:amount"),
         (_payment(payment_id=KeyError, amount=KeyError), "missing_field:payment_id"),
         (_payment(amount="1299"), "wrong_type:amount"),
