@@ -74,6 +74,8 @@ class MongoSettings(BaseSettings):
     uri: SecretStr = Field(SecretStr("mongodb://127.0.0.1:27017/"), description="MONGO_URI")
     database: str = Field("payments", description="MONGO_DATABASE")
     outcomes_collection: str = Field("order_outcomes", description="MONGO_OUTCOMES_COLLECTION")
+    # orphan payments, keyed by payment_id: a key space apart from the outcomes' order_ids
+    orphans_collection: str = Field("orphan_payments", description="MONGO_ORPHANS_COLLECTION")
     dead_letters_collection: str = Field(
         "dead_letters", description="MONGO_DEAD_LETTERS_COLLECTION"
     )
@@ -124,6 +126,9 @@ class PipelineSettings(BaseSettings):
     allowed_lateness_s: int = Field(900, ge=0, description="PIPELINE_ALLOWED_LATENESS_S")
     window_after_s: int = Field(900, ge=0, description="PIPELINE_WINDOW_AFTER_S")
     skew_before_s: int = Field(120, ge=0, description="PIPELINE_SKEW_BEFORE_S")
+    # how long (event time, after an order closes or a payment is orphaned) their ids are kept
+    # to recognise later copies as duplicates; one small state entry per closed order
+    dedup_horizon_s: int = Field(86_400, ge=0, description="PIPELINE_DEDUP_HORIZON_S")
     # order_ids are hashed into this many state groups; Python runs once per group per batch,
     # and a group is never split across tasks, so this caps the state step's parallelism: keep
     # it at least SPARK_SHUFFLE_PARTITIONS, and both at least the cluster's executor cores.
@@ -134,6 +139,15 @@ class PipelineSettings(BaseSettings):
         200_000, ge=1, description="PIPELINE_MAX_OFFSETS_PER_TRIGGER"
     )
     fail_on_data_loss: bool = Field(True, description="PIPELINE_FAIL_ON_DATA_LOSS")
+    # A value longer than this is a `too_large` dead letter (kept whole: keep it well under
+    # MongoDB's 16 MB document limit). Kafka's own default limit is 1 MiB.
+    max_message_bytes: int = Field(
+        1_048_576, ge=1, le=8 * 1_048_576, description="PIPELINE_MAX_MESSAGE_BYTES"
+    )
+    # An event whose event time is further than this past its Kafka timestamp is a
+    # `future_event_time` dead letter: accepted, it would move the watermark ahead and make the
+    # events after it late. Keep it well below PIPELINE_ALLOWED_LATENESS_S.
+    max_future_s: int = Field(300, ge=0, description="PIPELINE_MAX_FUTURE_S")
     trigger_interval_s: float = Field(0.0, ge=0, description="PIPELINE_TRIGGER_INTERVAL_S")
     publish_outcomes: bool = Field(
         False, description="PIPELINE_PUBLISH_OUTCOMES (to TOPIC_OUTCOMES)"
@@ -149,7 +163,9 @@ class PipelineSettings(BaseSettings):
 
     def rules(self) -> Rules:
         """The event-time rules these settings describe."""
-        return Rules.from_seconds(self.window_after_s, self.skew_before_s, self.allowed_lateness_s)
+        return Rules.from_seconds(
+            self.window_after_s, self.skew_before_s, self.allowed_lateness_s, self.dedup_horizon_s
+        )
 
 
 class StackSettings(BaseSettings):

@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from contract.wire import preview
+
 # Output kinds (one place for their names).
 OUTCOME, ORPHAN, DEAD_LETTER = "outcome", "orphan", "dead_letter"
 
@@ -19,8 +21,9 @@ class Output:
     kind: str  # OUTCOME | ORPHAN | DEAD_LETTER
     doc_id: str
     doc: dict[str, Any]
-    raw: str | None = None  # the order's raw JSON on first sight; the late event's raw value
     kafka_ts: int | None = None  # newest Kafka timestamp that changed this document
+    raw_key: bytes | None = None  # a dead letter's Kafka key and value, exactly as read
+    raw_value: bytes | None = None
 
 
 def to_json(doc: dict[str, Any]) -> str:
@@ -32,13 +35,16 @@ def dead_letter(
     topic: str,
     partition: int,
     offset: int,
-    key: str | None,
     reason: str,
-    raw: str | None,
+    raw_key: bytes | None,
+    raw_value: bytes | None,
     kafka_ts: int | None,
     event_ts: int | None = None,
 ) -> Output:
-    """A dead letter, keyed by where the message sits in Kafka (so a replay rewrites, not adds)."""
-    doc = {"topic": topic, "partition": partition, "offset": offset, "key": key,
-           "reason": reason, "event_ts": event_ts}  # fmt: skip
-    return Output(DEAD_LETTER, f"{topic}:{partition}:{offset}", doc, raw=raw, kafka_ts=kafka_ts)
+    """A dead letter, keyed by where the message sits in Kafka (so a replay rewrites, not adds).
+    The document holds printable previews of the key and value; the sink stores the exact bytes
+    beside them."""
+    doc = {"topic": topic, "partition": partition, "offset": offset, "reason": reason,
+           "event_ts": event_ts, "key": preview(raw_key),
+           "preview": preview(raw_value)}  # fmt: skip
+    return Output(DEAD_LETTER, f"{topic}:{partition}:{offset}", doc, kafka_ts, raw_key, raw_value)

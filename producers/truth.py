@@ -26,6 +26,7 @@ File format (`write_truth` / `read_truth`), one JSON document:
      "orphans": [{"payment_id", "order_id", "amount", "final"}, ...],    # sorted by payment_id
      "dead_letters": [{"topic": "<topic name>", "key": str | null, "reason": str,
                        "value": "<raw payload as text>"}, ...]}          # in emission order
+    (key and value: UTF-8 text; a byte that is not UTF-8 as a lone surrogate U+DC80..U+DCFF)
 """
 
 from __future__ import annotations
@@ -116,8 +117,9 @@ def compute_truth(
         if why is None and em.dirt is Dirt.LATE:
             why = reason(Reason.LATE)
         if why is not None:
-            key = em.key.decode("utf-8") if em.key is not None else None
-            dead.append(DeadLetter(names[em.topic], key, why, em.value.decode("utf-8")))
+            key = em.key.decode("utf-8", "surrogateescape") if em.key is not None else None
+            value = em.value.decode("utf-8", "surrogateescape")
+            dead.append(DeadLetter(names[em.topic], key, why, value))
             continue
         ev = serde.decode(em.topic, em.value)
         max_ts[em.topic] = max(max_ts.get(em.topic, ev.event_ts), ev.event_ts)

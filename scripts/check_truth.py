@@ -18,6 +18,12 @@ from conf.settings import Settings, load_settings
 OUTCOME_KEYS = ("status", "final", "amount", "paid", "payment_ids")
 
 
+def as_text(raw: bytes | None) -> str | None:
+    """A dead letter's raw bytes as the truth file writes them (undecodable bytes as lone
+    surrogates, which JSON and Python round-trip)."""
+    return None if raw is None else bytes(raw).decode("utf-8", "surrogateescape")
+
+
 def _outcome(d: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(sorted(d[k]) if k == "payment_ids" else d[k] for k in OUTCOME_KEYS)
 
@@ -42,7 +48,7 @@ def actual(
             orphans[d["_id"]] = (d["order_id"], d["amount"])
         else:
             orders[d["_id"]] = _outcome(d)
-    dead = Counter((d["topic"], d["reason"], d["raw"]) for d in dead_docs)
+    dead = Counter((d["topic"], d["reason"], as_text(d.get("raw_value"))) for d in dead_docs)
     return orders, orphans, dead
 
 
@@ -111,7 +117,8 @@ def fetch(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]
     m = settings.mongo
     with MongoClient(m.uri.get_secret_value(), serverSelectionTimeoutMS=10_000) as client:
         db = client[m.database]
-        return list(db[m.outcomes_collection].find()), list(db[m.dead_letters_collection].find())
+        outcomes = [*db[m.outcomes_collection].find(), *db[m.orphans_collection].find()]
+        return outcomes, list(db[m.dead_letters_collection].find())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,8 +29,9 @@ class Row:
     kind: str
     doc_id: str
     doc: str
-    raw: str | None
     kafka_ts: int | None
+    raw_key: bytes | None = None
+    raw_value: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,7 @@ class Write:
 @dataclass(slots=True)
 class Plan:
     outcomes: list[Write]
+    orphans: list[Write]
     dead_letters: list[Write]
     counts: dict[str, int]
     fingerprint: str
@@ -65,12 +67,9 @@ def _write(doc_id: str, fields: dict[str, Any], at_least: dict[str, int], first:
 
 def outcome_write(row: Row, written_at_ms: int) -> Write:
     doc: dict[str, Any] = json.loads(row.doc)
-    first = row.kind == ORPHAN  # an orphan payment is emitted once, final
-    if row.raw is not None and row.kind == OUTCOME:
-        # the order's own fields, as the retailer sent them (immutable per order_id); the job
-        # attaches them to an order's first outcome only
-        doc["order"] = json.loads(row.raw)
-        first = True
+    # an orphan payment is emitted once, final; an order's first outcome carries the order's
+    # own contract fields under `order` (immutable per order_id), its later ones do not
+    first = row.kind == ORPHAN or "order" in doc
     fields = {**doc, "kind": row.kind}
     timing: dict[str, int] = {"timing.first_written_at": written_at_ms}
     if row.kafka_ts is not None:
@@ -79,14 +78,17 @@ def outcome_write(row: Row, written_at_ms: int) -> Write:
 
 
 def dead_letter_write(row: Row, doc: dict[str, Any], written_at_ms: int) -> Write:
-    """`doc` is `row.doc` parsed (the caller has parsed it already)."""
-    return _write(row.doc_id, {**doc, "raw": row.raw}, {"dead_lettered_at": written_at_ms}, True)
+    """`doc` is `row.doc` parsed (the caller has parsed it already). The message's key and value
+    are stored exactly, as BSON binary (pymongo writes `bytes` so), beside their previews."""
+    fields = {**doc, "raw_key": row.raw_key, "raw_value": row.raw_value}
+    return _write(row.doc_id, fields, {"dead_lettered_at": written_at_ms}, True)
 
 
 def plan(rows: Iterable[Row], written_at_ms: int) -> Plan:
     """Group a batch's rows into writes per collection, with a fingerprint of their content
     (whatever their order: a replayed partition may hand the same rows over in another)."""
     outcomes: list[Write] = []
+    orphans: list[Write] = []
     dead: list[Write] = []
     counts: dict[str, int] = {}
     digests: list[bytes] = []
@@ -97,9 +99,12 @@ def plan(rows: Iterable[Row], written_at_ms: int) -> Plan:
             reason_key = "reason:" + doc["reason"].split(":")[0]
             counts[reason_key] = counts.get(reason_key, 0) + 1
             dead.append(dead_letter_write(row, doc, written_at_ms))
-        elif row.kind in (OUTCOME, ORPHAN):
+        elif row.kind == OUTCOME:
             outcomes.append(outcome_write(row, written_at_ms))
+        elif row.kind == ORPHAN:
+            orphans.append(outcome_write(row, written_at_ms))
         else:
             raise ValueError(f"unknown output kind {row.kind!r}")
         digests.append(hashlib.sha256(f"{row.doc_id}\0{row.doc}".encode()).digest())
-    return Plan(outcomes, dead, counts, hashlib.sha256(b"".join(sorted(digests))).hexdigest())
+    fingerprint = hashlib.sha256(b"".join(sorted(digests))).hexdigest()
+    return Plan(outcomes, orphans, dead, counts, fingerprint)

@@ -37,13 +37,18 @@ def kafka_publisher(settings: Settings) -> Callable[[Any, int], None] | None:
             )
         if p.publish_dead_letters:
             reason = sf.get_json_object(sf.col("doc"), "$.reason")
-            header = sf.struct(sf.lit("reason").alias("key"), reason.cast("binary").alias("value"))
+            headers = sf.array(
+                sf.struct(sf.lit("reason").alias("key"), reason.cast("binary").alias("value")),
+                sf.struct(
+                    sf.lit("source").alias("key"), sf.col("doc_id").cast("binary").alias("value")
+                ),
+            )
             (
                 batch_df.where(sf.col("kind") == DEAD_LETTER)
                 .select(
-                    sf.col("doc_id").alias("key"),
-                    sf.col("raw").alias("value"),
-                    sf.array(header).alias("headers"),
+                    sf.col("raw_key").alias("key"),
+                    sf.col("raw_value").alias("value"),
+                    headers.alias("headers"),
                 )
                 .write.format("kafka")
                 .options(**options)

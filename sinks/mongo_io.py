@@ -29,11 +29,14 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from bson.errors import InvalidDocument
 from pymongo import ASCENDING, InsertOne, MongoClient, UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import AutoReconnect, BulkWriteError, ConnectionFailure, PyMongoError
 
 from conf.settings import Settings
+from contract.events import Reason, reason
+from contract.wire import preview
 from sinks import metrics
 from sinks.batch_stats import BatchStats, PartitionStats
 from sinks.documents import Row, Write, plan
@@ -44,6 +47,11 @@ T = TypeVar("T")
 TRANSIENT = (AutoReconnect, ConnectionFailure)
 CHUNK = 500  # writes per bulk_write command
 DUPLICATE_KEY = 11000
+# server write-error codes that retrying can fix (shutdowns, elections, network, time limits);
+# any other write error is the document's own fault, and it is dead-lettered instead
+TRANSIENT_CODES = frozenset({6, 7, 50, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435,
+                             13436})  # fmt: skip
+REFUSED = "refused"  # the count of documents the database refused, in the batch stats
 OUTCOME_INDEXES = ("status", "final", "order_id")  # single-field indexes of the outcomes
 STATS_SCHEMA = "stats string"  # one JSON PartitionStats per partition
 
@@ -98,16 +106,30 @@ def _chunks(items: Sequence[T]) -> list[list[T]]:
 def rows_of(pdf: Any) -> list[Row]:
     """The documents to write, from a pandas batch of the job's output rows (OUTPUT_SCHEMA)."""
     return [
-        Row(k, d, doc, raw, None if ts is None or ts != ts else int(ts))
-        for k, d, doc, raw, ts in zip(
+        Row(k, d, doc, None if ts is None or ts != ts else int(ts), rk, rv)
+        for k, d, doc, ts, rk, rv in zip(
             pdf["kind"].tolist(),
             pdf["doc_id"].tolist(),
             pdf["doc"].tolist(),
-            pdf["raw"].tolist(),
             pdf["kafka_ts"].tolist(),
+            pdf["raw_key"].tolist(),
+            pdf["raw_value"].tolist(),
             strict=True,
         )
     ]
+
+
+def refused_letter(collection: str, doc_id: str, op: Any, error: str) -> dict[str, Any]:
+    """The dead letter of a document the database refused (`unstorable_document`): where it was
+    going, the server's (or driver's) error, and a printable preview of what was refused."""
+    return {
+        "_id": f"refused:{collection}:{doc_id}",
+        "reason": reason(Reason.UNSTORABLE_DOCUMENT),
+        "collection": collection,
+        "doc_id": doc_id,
+        "error": error[:2000],
+        "preview": preview(repr(op).encode("utf-8", "backslashreplace"), 2000),
+    }
 
 
 class MongoStore:
@@ -131,32 +153,55 @@ class PartitionWriter(MongoStore):
     """Writes one partition of a batch, in the task that computed it (on an executor)."""
 
     def _bulk(
-        self, coll: Collection[dict[str, Any]], ops: list[Any], batch_id: int, inserts: bool
-    ) -> list[int]:
-        """One unordered bulk_write; returns the indexes of inserts that found their document
-        already there (only when `inserts`). Any other write error fails the batch."""
+        self, coll: Collection[dict[str, Any]], ops: list[Any], ids: list[str], batch_id: int
+    ) -> tuple[list[int], list[dict[str, Any]]]:
+        """One unordered bulk_write of `ops` (the documents `ids`). Returns the indexes of
+        inserts that found their document there already, and dead letters of the documents the
+        database refused for good. A transient error fails the batch, after the retries."""
         try:
             retry(lambda: coll.bulk_write(ops, ordered=False), f"bulk_write {coll.name}")
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
-            dup = [e["index"] for e in errors if inserts and e.get("code") == DUPLICATE_KEY]
-            if len(dup) < len(errors):
-                other = [e for e in errors if not (inserts and e.get("code") == DUPLICATE_KEY)]
+            transient = [e for e in errors if e.get("code") in TRANSIENT_CODES]
+            if transient:
                 raise SinkError(
-                    f"batch_id={batch_id} collection={coll.name} write errors={len(other)} "
-                    f"first={other[0].get('errmsg')}"
+                    f"batch_id={batch_id} collection={coll.name} transient write errors="
+                    f"{len(transient)} first={transient[0].get('errmsg')}"
                 ) from exc
-            return dup
-        return []
+            dup = [e["index"] for e in errors if e.get("code") == DUPLICATE_KEY
+                   and isinstance(ops[e["index"]], InsertOne)]  # fmt: skip
+            refused = [
+                refused_letter(coll.name, ids[e["index"]], ops[e["index"]], str(e.get("errmsg")))
+                for e in errors
+                if e["index"] not in dup
+            ]
+            return dup, refused
+        except (InvalidDocument, UnicodeEncodeError, OverflowError) as exc:
+            # refused by the driver before sending (too large, a key it cannot encode): find
+            # which, one write at a time
+            if len(ops) == 1:
+                error = f"{type(exc).__name__}: {exc}"
+                return [], [refused_letter(coll.name, ids[0], ops[0], error)]
+            dup, refused = [], []
+            for i, op in enumerate(ops):
+                d, r = self._bulk(coll, [op], [ids[i]], batch_id)
+                dup += [i] if d else []
+                refused += r
+            return dup, refused
+        return [], []
 
-    def write(self, name: str, writes: Sequence[Write], batch_id: int) -> None:
-        """Inserts first (a replayed insert falls back to its upsert), then the upserts."""
+    def write(self, name: str, writes: Sequence[Write], batch_id: int) -> list[dict[str, Any]]:
+        """Inserts first (a replayed insert falls back to its upsert), then the upserts.
+        Returns the dead letters of documents the database refused."""
         coll = self.collection(name)
-        fallbacks: list[UpdateOne] = []
+        fallbacks: list[Write] = []
+        refused: list[dict[str, Any]] = []
         inserts = [w for w in writes if w.insert is not None]
         for chunk in _chunks(inserts):
-            dup = self._bulk(coll, [InsertOne(w.insert) for w in chunk], batch_id, inserts=True)
-            fallbacks.extend(chunk[i].upsert for i in dup)
+            ops = [InsertOne(w.insert) for w in chunk]
+            dup, bad = self._bulk(coll, ops, [w.doc_id for w in chunk], batch_id)
+            fallbacks.extend(chunk[i] for i in dup)
+            refused += bad
         if fallbacks:
             logger.info(
                 "documents already there, upserted batch_id=%s collection=%s n=%d",
@@ -164,8 +209,26 @@ class PartitionWriter(MongoStore):
                 name,
                 len(fallbacks),
             )
-        for ops in _chunks([w.upsert for w in writes if w.insert is None] + fallbacks):
-            self._bulk(coll, ops, batch_id, inserts=False)
+        for chunk in _chunks([w for w in writes if w.insert is None] + fallbacks):
+            ops = [w.upsert for w in chunk]
+            refused += self._bulk(coll, ops, [w.doc_id for w in chunk], batch_id)[1]
+        return refused
+
+    def write_refused(self, refused: list[dict[str, Any]], batch_id: int) -> None:
+        """Dead-letter what the database refused; the batch goes on. If even that is refused,
+        the batch fails (nothing may vanish silently)."""
+        if not refused:
+            return
+        logger.warning(
+            "documents refused by the database, dead-lettered batch_id=%s n=%d first_error=%s",
+            batch_id, len(refused), refused[0]["error"][:200],
+        )  # fmt: skip
+        coll = self.collection(self.settings.mongo.dead_letters_collection)
+        ops = [UpdateOne({"_id": d["_id"]}, {"$set": d}, upsert=True) for d in refused]
+        _, again = self._bulk(coll, ops, [d["_id"] for d in refused], batch_id)
+        if again:
+            raise SinkError(f"batch_id={batch_id} could not dead-letter refused documents: "
+                            f"{again[0]['error'][:200]}")  # fmt: skip
 
     def _fault_point(self, batch_id: int) -> None:
         """Half of a partition is written here: the crash tests kill the process (the driver,
@@ -203,13 +266,16 @@ class PartitionWriter(MongoStore):
             stats.skipped = True
             return stats
         half = len(p.outcomes) // 2
-        self.write(m.outcomes_collection, p.outcomes[:half], batch_id)
+        refused = self.write(m.outcomes_collection, p.outcomes[:half], batch_id)
         self._fault_point(batch_id)
-        self.write(m.outcomes_collection, p.outcomes[half:], batch_id)
-        self.write(m.dead_letters_collection, p.dead_letters, batch_id)
+        refused += self.write(m.outcomes_collection, p.outcomes[half:], batch_id)
+        refused += self.write(m.orphans_collection, p.orphans, batch_id)
+        refused += self.write(m.dead_letters_collection, p.dead_letters, batch_id)
+        self.write_refused(refused, batch_id)
+        stats.counts[REFUSED] += len(refused)
         marker_doc = {"batch_id": batch_id, "fingerprint": p.fingerprint, "rows": len(rows)}
         retry(lambda: markers.replace_one({"_id": key}, marker_doc, upsert=True), "write marker")
-        stats.written = len(p.outcomes) + len(p.dead_letters)
+        stats.written = len(p.outcomes) + len(p.orphans) + len(p.dead_letters) - len(refused)
         stats.write_s = time.monotonic() - started
         stats.observe_latencies(written_at - r.kafka_ts for r in rows if r.kafka_ts is not None)
         return stats

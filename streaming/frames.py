@@ -22,8 +22,9 @@ OUTPUT_SCHEMA = T.StructType(
         T.StructField("kind", T.StringType()),
         T.StructField("doc_id", T.StringType()),
         T.StructField("doc", T.StringType()),  # JSON of the computed document
-        T.StructField("raw", T.StringType()),
         T.StructField("kafka_ts", T.LongType()),
+        T.StructField("raw_key", T.BinaryType()),  # a dead letter's Kafka key and value bytes
+        T.StructField("raw_value", T.BinaryType()),
     ]
 )
 _INT_COLUMNS = frozenset({"event_ts", "amount", "kafka_ts", "partition", "offset"})
@@ -35,8 +36,9 @@ def frame(outputs: list[Output]) -> pd.DataFrame:
             "kind": [o.kind for o in outputs],
             "doc_id": [o.doc_id for o in outputs],
             "doc": [to_json(o.doc) for o in outputs],
-            "raw": [o.raw for o in outputs],
             "kafka_ts": pd.array([o.kafka_ts for o in outputs], dtype="Int64"),
+            "raw_key": [o.raw_key for o in outputs],
+            "raw_value": [o.raw_value for o in outputs],
         }
     )
 
@@ -55,14 +57,14 @@ def _event_tuples(pdf: pd.DataFrame) -> list[tuple[Any, ...]]:
 
 def _dead_letters(pdf: pd.DataFrame) -> list[Output]:
     return [
-        dead_letter(topic, partition, offset, key, reason, raw, kafka_ts)
-        for topic, partition, offset, key, reason, raw, kafka_ts in zip(
+        dead_letter(topic, partition, offset, reason, raw_key, raw_value, kafka_ts)
+        for topic, partition, offset, reason, raw_key, raw_value, kafka_ts in zip(
             pdf["topic"].tolist(),
             pdf["partition"].astype("int64").tolist(),
             pdf["offset"].astype("int64").tolist(),
-            pdf["order_id"].tolist(),
             pdf["reason"].tolist(),
-            pdf["raw"].tolist(),
+            pdf["raw_key"].tolist(),
+            pdf["raw_value"].tolist(),
             pdf["kafka_ts"].astype("int64").tolist(),
             strict=True,
         )

@@ -4,7 +4,8 @@ entry per order, so a batch costs what it carries and what closes in it, not wha
 The same pure `step` (streaming/step.py) as the `state` shape, grouped by the same buckets of
 order_ids; only where the state lives differs. Per bucket, in RocksDB:
 
-    entries: order_id -> JSON [order entry or null, unclaimed payments or null]  (step's layout)
+    entries: order_id -> JSON [order entry, unclaimed payments, closed record] (step's layout;
+             each null when absent; a closed record keeps ids for the de-duplication horizon)
     due:     slot (close time rounded down to SLOT_MS) -> JSON [[order_id, close time], ...]
     slots:   the slots in use, sorted;   timer: the bucket's one event-time timer
 
@@ -84,12 +85,15 @@ class Reconciler(StatefulProcessor):
             raw = _raw_of(self.entries, (oid,))
             if raw is None:
                 continue
-            order, pending = json.loads(raw)
+            order, pending, *rest = json.loads(raw)  # entries before the horizon had two
+            closed = rest[0] if rest else None
             if order is not None:
                 state["orders"][oid] = order
             if pending:
                 state["pending"][oid] = pending
-            before[oid] = (raw, order is not None, set(pending or ()))
+            if closed:
+                state["closed"][oid] = closed
+            before[oid] = (raw, order is not None, set(pending or ()), closed and closed[0])
         return state, before
 
     def _save(
@@ -99,12 +103,13 @@ class Reconciler(StatefulProcessor):
         new: dict[int, list[list[Any]]] = {}
         for oid in ids:
             order, pending = state["orders"].get(oid), state["pending"].get(oid) or None
-            old_raw, had_order, old_pids = before.get(oid, (None, False, set()))
-            if order is None and pending is None:
+            closed = state["closed"].get(oid)
+            old_raw, had_order, old_pids, old_forget = before.get(oid, (None, False, set(), None))
+            if order is None and pending is None and closed is None:
                 if old_raw is not None:
                     self.entries.removeKey((oid,))
                 continue
-            raw = _dumps([order, pending])
+            raw = _dumps([order, pending, closed])
             if raw != old_raw:
                 self.entries.updateValue((oid,), (raw,))
             closes = [] if had_order or order is None else [self.rules.order_close_ts(order[0])]
@@ -113,6 +118,8 @@ class Reconciler(StatefulProcessor):
                 for pid, p in (pending or {}).items()
                 if pid not in old_pids
             ]
+            if closed is not None and closed[0] != old_forget:
+                closes.append(closed[0])  # when its ids may be forgotten
             for ts in closes:
                 new.setdefault(ts - ts % SLOT_MS, []).append([oid, ts])
         if new:

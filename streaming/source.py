@@ -1,130 +1,147 @@
-"""The source: both Kafka topics -> typed, watermarked events (or malformed records), natively.
+"""The source: both Kafka topics -> typed, watermarked events (or malformed records).
 
-    orders topic   --read--> parse + validate --withWatermark(order_ts)---\
-                                                                          union -> a shape
-    payments topic --read--> parse + validate --withWatermark(payment_ts)-/
+    orders topic   --read--> parse (contract.wire) --withWatermark(event_time)--\
+                                                                                union -> a shape
+    payments topic --read--> parse (contract.wire) --withWatermark(event_time)--/
+
+Validity is decided once, here, by one parser: `contract/wire.py`, the same function the
+producers' ground truth uses. It runs on the executors over Arrow batches of the raw key and
+value bytes (`mapInArrow`), and everything downstream reads only the typed fields it returns.
+Spark's own JSON readers were measured and not used for this: `from_json` and `parse_json`
+accept trailing data and a second object after the first, and `parse_json` turns a lone
+surrogate escape into `?` (docs/benchmarks.md has the table).
 
 Each topic has its own watermark; Spark's global watermark is the minimum of the two, so a topic
 read ahead of the other never makes the other's events late. Malformed records travel the same
-path (without event time) and come out of the shape as dead letters.
-
-The schema and the validation are derived from `contract/events.py` (field names, types, the
-order of checks and the reason words), so a malformed message gets the same reason here as in
-the producers' ground truth. The first failing check names the reason:
-invalid_json -> missing_field:<f> -> wrong_type:<f> -> unknown_schema_version -> negative_amount.
+path (without event time) and come out of the shape as dead letters, with their raw key and
+value bytes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from pyspark.sql import Column, DataFrame, SparkSession
+import pyarrow as pa
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.sql import types as T
 
 from conf.settings import Settings
-from contract.events import (
-    FIELD_TYPES,
-    ITEM_FIELDS,
-    ORDER,
-    ORDER_FIELDS,
-    PAYMENT,
-    PAYMENT_FIELDS,
-    SCHEMA_VERSION,
-    F,
-    Reason,
-    reason,
-)
+from contract import wire
+from contract.events import ORDER, PAYMENT, F
 
 MALFORMED = "malformed"
-_SPARK_TYPES: dict[str, T.DataType] = {
-    "string": T.StringType(),
-    "long": T.LongType(),
-    "timestamp": T.TimestampType(),
-}
-# JSON types Spark would silently coerce (a number into a string column, epoch seconds into a
-# timestamp): for these the raw text is checked to hold a JSON string.
-_QUOTED = ("string", "timestamp")
+
+# What the parser hands on, per Kafka record (the state step's input columns, see
+# streaming.step.EVENT_COLUMNS, plus `reason`); NULL where a column does not apply.
+PARSED = T.StructType(
+    [
+        T.StructField("kind", T.StringType()),  # ORDER, PAYMENT or MALFORMED
+        T.StructField("order_id", T.StringType()),  # malformed: the key's preview, or ""
+        T.StructField("payment_id", T.StringType()),
+        T.StructField("event_ts", T.LongType()),
+        T.StructField("amount", T.LongType()),
+        T.StructField("currency", T.StringType()),
+        T.StructField("method", T.StringType()),
+        T.StructField("kafka_ts", T.LongType()),
+        T.StructField("topic", T.StringType()),
+        T.StructField("partition", T.IntegerType()),
+        T.StructField("offset", T.LongType()),
+        T.StructField("fields", T.StringType()),  # an order's contract fields, as JSON
+        T.StructField("raw_key", T.BinaryType()),
+        T.StructField("raw_value", T.BinaryType()),
+        T.StructField("reason", T.StringType()),
+    ]
+)
+_ARROW = pa.schema(
+    [
+        pa.field("kind", pa.string()),
+        pa.field("order_id", pa.string()),
+        pa.field("payment_id", pa.string()),
+        pa.field("event_ts", pa.int64()),
+        pa.field("amount", pa.int64()),
+        pa.field("currency", pa.string()),
+        pa.field("method", pa.string()),
+        pa.field("kafka_ts", pa.int64()),
+        pa.field("topic", pa.string()),
+        pa.field("partition", pa.int32()),
+        pa.field("offset", pa.int64()),
+        pa.field("fields", pa.string()),
+        pa.field("raw_key", pa.binary()),
+        pa.field("raw_value", pa.binary()),
+        pa.field("reason", pa.string()),
+    ]
+)
+# the order's own fields an outcome keeps (its ids, amount and time are in the outcome already)
+ORDER_DETAIL = (F.CUSTOMER_ID, F.STORE_ID, F.CHANNEL, F.ITEMS)
 
 
-def spark_type(name: str) -> T.DataType:
-    if FIELD_TYPES[name] == "items":
-        item = T.StructType([T.StructField(f, spark_type(f)) for f in ITEM_FIELDS])
-        return T.ArrayType(item)
-    return _SPARK_TYPES[FIELD_TYPES[name]]
+def parsed_row(kind: str, key: bytes | None, value: bytes | None, kafka_ts: int,
+               limits: dict[str, Any]) -> tuple[Any, ...]:  # fmt: skip
+    """One record's PARSED columns from `kind` to `method` and `fields` and `reason`."""
+    try:
+        f = wire.parse(kind, key, value, kafka_ts=kafka_ts, **limits)
+    except wire.Invalid as exc:
+        return (MALFORMED, wire.preview(key) or "", None, None, None, None, None, None, str(exc))
+    if kind == ORDER:
+        detail = json.dumps({k: f[k] for k in ORDER_DETAIL}, separators=(",", ":"))
+        return (ORDER, f[F.ORDER_ID], None, f[F.ORDER_TS], f[F.AMOUNT], f[F.CURRENCY], None,
+                detail, None)  # fmt: skip
+    return (PAYMENT, f[F.ORDER_ID], f[F.PAYMENT_ID], f[F.PAYMENT_TS], f[F.AMOUNT],
+            f[F.CURRENCY], f[F.METHOD], None, None)  # fmt: skip
 
 
-def schema(fields: tuple[str, ...]) -> T.StructType:
-    return T.StructType([T.StructField(f, spark_type(f)) for f in fields])
+def parser(
+    kind: str, limits: dict[str, Any]
+) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+    """The mapInArrow function parsing a topic's records (key, value, topic, partition, offset,
+    kafka_ts) into PARSED rows. Never raises for a record: a bad one becomes a MALFORMED row."""
+
+    def parse_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            keys, values = batch.column("key").to_pylist(), batch.column("value").to_pylist()
+            kafka_ts = batch.column("kafka_ts").to_pylist()
+            rows = [
+                parsed_row(kind, k, v, ts, limits)
+                for k, v, ts in zip(keys, values, kafka_ts, strict=True)
+            ]
+            cols = list(zip(*rows, strict=True)) if rows else [()] * 9
+            names = ("kind", "order_id", "payment_id", "event_ts", "amount", "currency",
+                     "method", "fields", "reason")  # fmt: skip
+            data = dict(zip(names, cols, strict=True))
+            yield pa.RecordBatch.from_pydict(
+                {
+                    **{n: data[n] for n in names[:7]},
+                    "kafka_ts": batch.column("kafka_ts"),
+                    "topic": batch.column("topic"),
+                    "partition": batch.column("partition"),
+                    "offset": batch.column("offset"),
+                    "fields": data["fields"],
+                    "raw_key": batch.column("key"),
+                    "raw_value": batch.column("value"),
+                    "reason": data["reason"],
+                },
+                schema=_ARROW,
+            )
+
+    return parse_batches
 
 
-def _is_json_string(raw: Column, name: str) -> Column:
-    return raw.rlike(f'"{name}"\\s*:\\s*"')
-
-
-def reason_expr(raw: Column, parsed: Column, fields: tuple[str, ...]) -> Column:
-    """The dead-letter reason of a record, or NULL when it is a valid event."""
-    keys = sf.json_object_keys(raw)
-    expr = sf.when(keys.isNull(), sf.lit(reason(Reason.INVALID_JSON)))
-    for name in fields:
-        expr = expr.when(~sf.array_contains(keys, name), sf.lit(reason(Reason.MISSING_FIELD, name)))
-    for name in fields:
-        bad = parsed[name].isNull()
-        if FIELD_TYPES[name] in _QUOTED:
-            bad = bad | ~_is_json_string(raw, name)
-        expr = expr.when(bad, sf.lit(reason(Reason.WRONG_TYPE, name)))
-    expr = expr.when(
-        parsed[F.SCHEMA_VERSION] != SCHEMA_VERSION, sf.lit(reason(Reason.UNKNOWN_SCHEMA_VERSION))
-    )
-    return expr.when(parsed[F.AMOUNT] < 0, sf.lit(reason(Reason.NEGATIVE_AMOUNT)))
-
-
-def _ms(ts: Column) -> Column:
-    return sf.unix_millis(ts)
-
-
-def parse_topic(kafka_df: DataFrame, kind: str, buckets: int) -> DataFrame:
-    """Kafka rows -> the state step's input columns (see streaming.step.EVENT_COLUMNS), plus
-    `event_time` for the watermark and `reason` (NULL unless malformed)."""
-    fields = ORDER_FIELDS if kind == ORDER else PAYMENT_FIELDS
-    ts_field = F.ORDER_TS if kind == ORDER else F.PAYMENT_TS
-    raw = sf.col("value").cast("string")
-    df = kafka_df.select(
-        raw.alias("raw"),
-        sf.col("key").cast("string").alias("key"),
-        "topic",
-        "partition",
-        "offset",
-        _ms(sf.col("timestamp")).alias("kafka_ts"),
-    )
-    parsed = sf.from_json(sf.col("raw"), schema(fields), {"mode": "PERMISSIVE"})
-    df = df.withColumn("p", parsed).withColumn(
-        "reason", reason_expr(sf.col("raw"), sf.col("p"), fields)
-    )
-    valid = sf.col("reason").isNull()
-    order_id = sf.when(valid, sf.col(f"p.{F.ORDER_ID}")).otherwise(
-        sf.coalesce(sf.col("key"), sf.lit(""))
-    )
-    return df.select(
-        sf.pmod(sf.xxhash64(order_id), sf.lit(buckets)).cast("int").alias("bucket"),
-        sf.when(valid, sf.lit(kind)).otherwise(sf.lit(MALFORMED)).alias("kind"),
-        order_id.alias("order_id"),
-        (sf.col(f"p.{F.PAYMENT_ID}") if kind == PAYMENT else sf.lit(None).cast("string")).alias(
-            "payment_id"
-        ),
-        sf.when(valid, _ms(sf.col(f"p.{ts_field}"))).alias("event_ts"),
-        sf.when(valid, sf.col(f"p.{F.AMOUNT}")).alias("amount"),
-        sf.when(valid, sf.col(f"p.{F.CURRENCY}")).alias("currency"),
-        (sf.col(f"p.{F.METHOD}") if kind == PAYMENT else sf.lit(None).cast("string")).alias(
-            "method"
-        ),
-        "kafka_ts",
-        "topic",
-        "partition",
-        "offset",
-        "raw",
-        "reason",
-        sf.when(valid, sf.col(f"p.{ts_field}")).alias("event_time"),
+def parse_topic(kafka_df: DataFrame, kind: str, buckets: int, limits: dict[str, Any]) -> DataFrame:
+    """Kafka rows -> PARSED rows, plus `bucket` (the state's grouping column) and `event_time`
+    (for the watermark; NULL unless a valid event)."""
+    records = kafka_df.select(
+        "key", "value", "topic", "partition", "offset",
+        sf.unix_millis(sf.col("timestamp")).alias("kafka_ts"),
+    )  # fmt: skip
+    parsed = records.mapInArrow(parser(kind, limits), PARSED)
+    return parsed.select(
+        sf.pmod(sf.xxhash64("order_id"), sf.lit(buckets)).cast("int").alias("bucket"),
+        *PARSED.fieldNames(),
+        sf.timestamp_millis("event_ts").alias("event_time"),
     )
 
 
@@ -146,8 +163,12 @@ def read_events(spark: SparkSession, s: Settings) -> DataFrame:
     their grouping column `bucket`."""
     lateness = f"{s.pipeline.allowed_lateness_s} seconds"
     buckets = s.pipeline.state_buckets
-    orders = parse_topic(read_topic(spark, s, s.topics.orders), ORDER, buckets)
-    payments = parse_topic(read_topic(spark, s, s.topics.payments), PAYMENT, buckets)
+    limits = {
+        "max_bytes": s.pipeline.max_message_bytes,
+        "max_future_ms": s.pipeline.max_future_s * 1000,
+    }
+    orders = parse_topic(read_topic(spark, s, s.topics.orders), ORDER, buckets, limits)
+    payments = parse_topic(read_topic(spark, s, s.topics.payments), PAYMENT, buckets, limits)
     events = orders.withWatermark("event_time", lateness).unionByName(
         payments.withWatermark("event_time", lateness)
     )

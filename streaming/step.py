@@ -12,6 +12,10 @@ State (plain dicts and lists, so it pickles small and stays readable):
     pending: {order_id: {payment_id: [amount, method, payment_ts, currency]}}
              payments no order has claimed yet (their order is not here, or they fall outside
              its window); they become ORPHAN_PAYMENT documents when their window closes.
+    closed:  {order_id: [forget_ts, order closed (bool), [payment_id, ...]]}
+             what closed under this order_id (the order, its payments, orphaned payments),
+             remembered until the watermark passes forget_ts, so that later copies stay
+             duplicates (rules.dedup_horizon_ms).
 
 Rules (see `contract/rules.py`): duplicates never change anything (first order_id, first
 payment_id win); an event below the watermark is a `late` dead letter; an order's outcome is
@@ -21,6 +25,7 @@ outcome, so an upsert of the latest one is the truth, whatever was replayed befo
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,7 +47,9 @@ EVENT_COLUMNS = (
     "topic",
     "partition",
     "offset",
-    "raw",
+    "fields",  # an order's own contract fields (JSON), kept on its first outcome
+    "raw_key",  # the Kafka key and value bytes, for a late event's dead letter
+    "raw_value",
 )
 
 
@@ -63,7 +70,16 @@ class StepResult:
 
 
 def empty_state() -> dict[str, Any]:
-    return {"orders": {}, "pending": {}}
+    return {"orders": {}, "pending": {}, "closed": {}}
+
+
+def _remember(
+    closed: dict[str, list[Any]], order_id: str, forget_ts: int, order: bool, pids: Iterable[str]
+) -> None:
+    rec = closed.setdefault(order_id, [forget_ts, False, []])
+    rec[0] = max(rec[0], forget_ts)
+    rec[1] = rec[1] or order
+    rec[2].extend(p for p in pids if p not in rec[2])
 
 
 def outcome_doc(order_id: str, entry: list[Any], final: bool) -> dict[str, Any]:
@@ -109,9 +125,10 @@ def step(
     has passed. `watermark` is Spark's for this batch (epoch ms; <= 0 before the first one)."""
     orders: dict[str, list[Any]] = state["orders"]
     pending: dict[str, dict[str, list[Any]]] = state["pending"]
+    closed: dict[str, list[Any]] = state.setdefault("closed", {})
     res = StepResult()
     changed: dict[str, None] = {}  # order_ids to emit, in first-change order
-    first_seen: dict[str, str] = {}  # order_id -> raw order JSON, emitted once with the outcome
+    first_seen: dict[str, str] = {}  # order_id -> the order's fields, kept on its first outcome
     payments: list[tuple[Any, ...]] = []
 
     for ev in events:
@@ -121,11 +138,11 @@ def step(
             res.stats.late += 1
             res.outputs.append(
                 dead_letter(
-                    ev[8], ev[9], ev[10], order_id, Reason.LATE.value, ev[11], ev[7], event_ts
+                    ev[8], ev[9], ev[10], Reason.LATE.value, ev[12], ev[13], ev[7], event_ts
                 )
             )
         elif kind == ORDER:
-            if order_id in orders:
+            if order_id in orders or (order_id in closed and closed[order_id][1]):
                 res.stats.duplicates += 1
                 continue
             orders[order_id] = [event_ts, ev[4], ev[5], {}, ev[7]]
@@ -144,8 +161,10 @@ def step(
     for ev in payments:
         order_id, payment_id, event_ts = ev[1], ev[2], ev[3]
         entry = orders.get(order_id)
-        if (entry is not None and payment_id in entry[3]) or payment_id in pending.get(
-            order_id, ()
+        if (
+            (entry is not None and payment_id in entry[3])
+            or payment_id in pending.get(order_id, ())
+            or (order_id in closed and payment_id in closed[order_id][2])
         ):
             res.stats.duplicates += 1
             continue
@@ -157,17 +176,25 @@ def step(
             pending.setdefault(order_id, {})[payment_id] = [ev[4], ev[6], event_ts, ev[5]]
 
     # Close what the watermark has passed: final outcomes and orphan payments.
+    # What closes is remembered (closed) until its ids may be forgotten.
+    for order_id, rec in list(closed.items()):
+        if rules.is_closed(rec[0], watermark):
+            del closed[order_id]
     for order_id, entry in list(orders.items()):
-        if rules.is_closed(rules.order_close_ts(entry[0]), watermark):
+        close_ts = rules.order_close_ts(entry[0])
+        if rules.is_closed(close_ts, watermark):
             res.stats.closed += 1
             changed.pop(order_id, None)
             res.outputs.append(_outcome(order_id, entry, True, first_seen.get(order_id)))
+            _remember(closed, order_id, rules.forget_ts(close_ts), True, entry[3])
             del orders[order_id]
     for order_id, by_id in list(pending.items()):
         for pid, p in list(by_id.items()):
-            if rules.is_closed(rules.orphan_close_ts(p[2]), watermark):
+            close_ts = rules.orphan_close_ts(p[2])
+            if rules.is_closed(close_ts, watermark):
                 res.stats.orphaned += 1
                 res.outputs.append(Output(ORPHAN, pid, orphan_doc(pid, order_id, p)))
+                _remember(closed, order_id, rules.forget_ts(close_ts), False, [pid])
                 del by_id[pid]
         if not by_id:
             del pending[order_id]
@@ -177,11 +204,15 @@ def step(
 
     closes = [rules.order_close_ts(e[0]) for e in orders.values()]
     closes += [rules.orphan_close_ts(p[2]) for by_id in pending.values() for p in by_id.values()]
+    closes += [rec[0] for rec in closed.values()]
     res.next_close_ts = min(closes) if closes else None
     return res
 
 
-def _outcome(order_id: str, entry: list[Any], final: bool, raw: str | None) -> Output:
-    return Output(
-        OUTCOME, order_id, outcome_doc(order_id, entry, final), raw=raw, kafka_ts=entry[4]
-    )
+def _outcome(order_id: str, entry: list[Any], final: bool, fields: str | None) -> Output:
+    """An order's outcome; on its first emission (`fields` given) with the order's own fields
+    under `order`, which is how the sink knows the document is new."""
+    doc = outcome_doc(order_id, entry, final)
+    if fields is not None:
+        doc["order"] = json.loads(fields)
+    return Output(OUTCOME, order_id, doc, kafka_ts=entry[4])

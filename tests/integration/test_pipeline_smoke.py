@@ -63,8 +63,8 @@ def test_kafka_to_spark_to_mongo(spark, pipeline_settings: Settings) -> None:
     assert out["o0"]["order"]["customer_id"] == "c1"  # the order's own fields are stored
     assert all(not d["final"] for d in out.values())  # 5 min of event time < 15 min window
     dead = docs(s, s.mongo.dead_letters_collection)
-    assert [(d["reason"], d["raw"]) for d in dead.values()] == [
-        ("invalid_json", '{"payment_id": 7')
+    assert [(d["reason"], d["raw_key"], d["raw_value"]) for d in dead.values()] == [
+        ("invalid_json", b"o2", b'{"payment_id": 7')
     ]
 
 
@@ -108,7 +108,11 @@ def test_outcomes_and_dead_letters_published_to_kafka(
     assert [m.key() for m in got[s.topics.outcomes]] == [b"o1"]
     assert b'"status":"PAID"' in got[s.topics.outcomes][0].value()
     (dead,) = got[s.topics.dead_letters]
-    assert dead.value() == b"not json" and dict(dead.headers())["reason"] == b"invalid_json"
+    # the message itself, key and value as read, with why and where it came from
+    assert (dead.key(), dead.value()) == (b"o2", b"not json")
+    headers = dict(dead.headers())
+    assert headers["reason"] == b"invalid_json"
+    assert headers["source"].decode().startswith(f"{s.topics.orders}:")
 
 
 def test_checkpoint_layout_is_fixed_at_creation(pipeline_settings: Settings) -> None:

@@ -62,7 +62,10 @@ def small_batches(s: Settings, per_trigger: int = 250) -> Settings:
 
 def mongo_state(s: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return (
-        list(docs(s, s.mongo.outcomes_collection).values()),
+        [
+            *docs(s, s.mongo.outcomes_collection).values(),
+            *docs(s, s.mongo.orphans_collection).values(),
+        ],
         list(docs(s, s.mongo.dead_letters_collection).values()),
     )
 
@@ -89,7 +92,7 @@ class RecordingSink(MongoSink):
         batch_df = batch_df.persist()  # computed once: for the rows kept here and for the sink
         by_partition: dict[int, list[Row]] = {}
         for r in batch_df.withColumn("_p", sf.spark_partition_id()).collect():
-            row = Row(r["kind"], r["doc_id"], r["doc"], r["raw"], r["kafka_ts"])
+            row = Row(r["kind"], r["doc_id"], r["doc"], r["kafka_ts"], r["raw_key"], r["raw_value"])
             by_partition.setdefault(r["_p"], []).append(row)
         self.batches[batch_id] = by_partition
         try:

@@ -30,7 +30,7 @@ GOOD = [
     },
     {"_id": "p9", "status": "ORPHAN_PAYMENT", "order_id": "x", "amount": 3},
 ]
-DEAD = [{"topic": "t", "reason": "late", "raw": "{}"}]
+DEAD = [{"topic": "t", "reason": "late", "raw_value": b"{}"}]
 
 
 def test_equal_documents_have_no_differences() -> None:

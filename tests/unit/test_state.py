@@ -15,6 +15,7 @@ from streaming.step import empty_state, step
 MIN = 60_000
 T0 = 1_767_225_600_000
 RULES = Rules(window_after_ms=15 * MIN, skew_before_ms=2 * MIN, allowed_lateness_ms=15 * MIN)
+DAY = 24 * 60 * MIN  # the default de-duplication horizon
 _offsets = iter(range(10**9))
 
 
@@ -31,7 +32,9 @@ def order(oid: str, at_min: float, amount: int = 1000) -> tuple[Any, ...]:
         "orders",
         0,
         next(_offsets),
-        f'{{"order_id":"{oid}"}}',
+        '{"customer_id":"c1"}',
+        oid.encode(),
+        f'{{"order_id":"{oid}"}}'.encode(),
     )
 
 
@@ -48,7 +51,9 @@ def pay(pid: str, oid: str, at_min: float, amount: int = 1000) -> tuple[Any, ...
         "payments",
         0,
         next(_offsets),
-        "{}",
+        None,
+        oid.encode(),
+        b"{}",
     )
 
 
@@ -178,7 +183,38 @@ def test_closed_orders_leave_state_and_timer_follows_the_earliest() -> None:
     assert set(state["orders"]) == {"b"} and not state["pending"]
     assert res.next_close_ts == wm(20)
     step(state, [], wm(21), RULES)
+    assert not state["orders"] and not state["pending"]
+    # what closed is remembered for the de-duplication horizon after its close, then forgotten
+    assert state["closed"] == {
+        "a": [wm(15) + DAY, True, []],
+        "b": [wm(20) + DAY, True, []],
+        "x": [wm(3) + DAY, False, ["p"]],
+    }
+    res = step(state, [], wm(15) + DAY + 1, RULES)
+    assert set(state["closed"]) == {"b"} and res.next_close_ts == wm(20) + DAY
+    step(state, [], wm(20) + DAY + 1, RULES)
     assert state == empty_state()
+
+
+def test_copies_after_the_close_are_duplicates_within_the_horizon() -> None:
+    """A copy of a closed order (same id, other content, event time above the watermark) or of
+    its matched or orphaned payment changes nothing; after the horizon it would count as new."""
+    state = empty_state()
+    step(state, [order("o1", 0), pay("p1", "o1", 1, 1000), pay("px", "o9", 1)], -1, RULES)
+    res = step(state, [], wm(16), RULES)  # o1 final PAID; px orphaned
+    assert {(o.kind, o.doc_id) for o in res.outputs} == {(OUTCOME, "o1"), (ORPHAN, "px")}
+    copies = [order("o1", 40, amount=7), pay("p1", "o1", 41, 5), pay("px", "o9", 42, 5)]
+    res = step(state, copies, wm(30), RULES)
+    assert res.outputs == [] and res.stats.duplicates == 3
+    assert not state["orders"] and not state["pending"]
+    # a new payment id for the closed order is no copy: it waits, then is an orphan
+    res = step(state, [pay("p2", "o1", 45)], wm(30), RULES)
+    assert res.stats.duplicates == 0 and "p2" in state["pending"]["o1"]
+    # past the horizon the ids are forgotten (p2, orphaned meanwhile, is still remembered)
+    step(state, [], wm(16) + DAY + 1, RULES)
+    assert state["closed"]["o1"] == [wm(47) + DAY, False, ["p2"]]
+    res = step(state, [order("o1", 24 * 60 + 40)], wm(16) + DAY + 1, RULES)
+    assert res.stats.duplicates == 0 and "o1" in state["orders"]
 
 
 def test_replaying_a_batch_from_the_same_state_gives_the_same_outputs() -> None:
