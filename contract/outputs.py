@@ -6,6 +6,7 @@ The shapes (streaming/) produce them, the sinks (sinks/) turn them into writes, 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,9 @@ from contract.wire import preview
 
 # Output kinds (one place for their names).
 OUTCOME, ORPHAN, DEAD_LETTER = "outcome", "orphan", "dead_letter"
+# A dead letter keeps its raw value whole up to this size (MongoDB holds 16 MB per document);
+# beyond it the first KEEP_BYTES, with the full size and SHA-256.
+KEEP_BYTES = 8 * 1_048_576
 
 
 @dataclass(slots=True)
@@ -44,7 +48,12 @@ def dead_letter(
     """A dead letter, keyed by where the message sits in Kafka (so a replay rewrites, not adds).
     The document holds printable previews of the key and value; the sink stores the exact bytes
     beside them."""
-    doc = {"topic": topic, "partition": partition, "offset": offset, "reason": reason,
-           "event_ts": event_ts, "key": preview(raw_key),
-           "preview": preview(raw_value)}  # fmt: skip
+    doc: dict[str, Any] = {"topic": topic, "partition": partition, "offset": offset,
+                           "reason": reason, "event_ts": event_ts, "key": preview(raw_key),
+                           "preview": preview(raw_value)}  # fmt: skip
+    if raw_value is not None and len(raw_value) > KEEP_BYTES:
+        # the one exception to "exactly": a value MongoDB could not hold in one document
+        doc.update(raw_value_size=len(raw_value), raw_value_truncated=True,
+                   raw_value_sha256=hashlib.sha256(raw_value).hexdigest())  # fmt: skip
+        raw_value = raw_value[:KEEP_BYTES]
     return Output(DEAD_LETTER, f"{topic}:{partition}:{offset}", doc, kafka_ts, raw_key, raw_value)

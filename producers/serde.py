@@ -107,17 +107,19 @@ def kind_of(event: Event) -> str:
     return ORDERS if isinstance(event, Order) else PAYMENTS
 
 
-def _check(kind: str, raw: bytes) -> tuple[str | None, dict[str, Any] | None]:
+def _check(
+    kind: str, raw: bytes, key: bytes | None = None
+) -> tuple[str | None, dict[str, Any] | None]:
     try:
-        return None, wire.parse(CONTRACT_KIND[kind], None, raw)
+        return None, wire.parse(CONTRACT_KIND[kind], key, raw)
     except wire.Invalid as exc:
         return str(exc), None
 
 
-def validate(kind: str, raw: bytes) -> str | None:
-    """The dead-letter reason of a raw message on topic kind `orders`/`payments`, or None
-    (`contract.wire.parse`, the job's own parser)."""
-    return _check(kind, raw)[0]
+def validate(kind: str, raw: bytes, key: bytes | None = None) -> str | None:
+    """The dead-letter reason of a raw message (and its key) on topic kind `orders`/`payments`,
+    or None (`contract.wire.parse`, the job's own parser)."""
+    return _check(kind, raw, key)[0]
 
 
 def decode_order(raw: bytes) -> Order:

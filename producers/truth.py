@@ -113,7 +113,7 @@ def compute_truth(
     payments: dict[str, Payment] = {}
     max_ts: dict[str, int] = {}
     for em in scenario.emissions:
-        why = serde.validate(em.topic, em.value)
+        why = serde.validate(em.topic, em.value, em.key)
         if why is None and em.dirt is Dirt.LATE:
             why = reason(Reason.LATE)
         if why is not None:

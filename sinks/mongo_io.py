@@ -52,6 +52,10 @@ DUPLICATE_KEY = 11000
 TRANSIENT_CODES = frozenset({6, 7, 50, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435,
                              13436})  # fmt: skip
 REFUSED = "refused"  # the count of documents the database refused, in the batch stats
+# Errors of one document raised by the driver rather than reported by the server: BSON cannot
+# encode it (a NUL in a key, a lone surrogate, an integer beyond 64 bits), it is too large, or
+# (KeyError) FerretDB refused an update in an answer pymongo cannot read ('nModified').
+REFUSED_BY_DRIVER = (InvalidDocument, UnicodeEncodeError, OverflowError, KeyError)
 OUTCOME_INDEXES = ("status", "final", "order_id")  # single-field indexes of the outcomes
 STATS_SCHEMA = "stats string"  # one JSON PartitionStats per partition
 
@@ -176,9 +180,9 @@ class PartitionWriter(MongoStore):
                 if e["index"] not in dup
             ]
             return dup, refused
-        except (InvalidDocument, UnicodeEncodeError, OverflowError) as exc:
-            # refused by the driver before sending (too large, a key it cannot encode): find
-            # which, one write at a time
+        except REFUSED_BY_DRIVER as exc:
+            # refused before or while sending (a key or number BSON cannot encode, a document
+            # too large), or an answer pymongo cannot read: find which write, one at a time
             if len(ops) == 1:
                 error = f"{type(exc).__name__}: {exc}"
                 return [], [refused_letter(coll.name, ids[0], ops[0], error)]

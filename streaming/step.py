@@ -130,6 +130,10 @@ def step(
     changed: dict[str, None] = {}  # order_ids to emit, in first-change order
     first_seen: dict[str, str] = {}  # order_id -> the order's fields, kept on its first outcome
     payments: list[tuple[Any, ...]] = []
+    # ids past the de-duplication horizon are forgotten before this batch's events are seen
+    for order_id, rec in list(closed.items()):
+        if rules.is_closed(rec[0], watermark):
+            del closed[order_id]
 
     for ev in events:
         res.stats.events += 1
@@ -177,9 +181,6 @@ def step(
 
     # Close what the watermark has passed: final outcomes and orphan payments.
     # What closes is remembered (closed) until its ids may be forgotten.
-    for order_id, rec in list(closed.items()):
-        if rules.is_closed(rec[0], watermark):
-            del closed[order_id]
     for order_id, entry in list(orders.items()):
         close_ts = rules.order_close_ts(entry[0])
         if rules.is_closed(close_ts, watermark):

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conf.settings import MongoSettings, Settings, TopicSettings, load_settings
+from conf.settings import Settings, load_settings
 
 
 @pytest.fixture(scope="session")
@@ -61,18 +61,6 @@ def spark(settings: Settings) -> Iterator[Any]:
 @pytest.fixture
 def pipeline_settings(settings: Settings, unique: Callable[[str], str], tmp_path: Path) -> Settings:
     """Settings isolated for one test: own topics, database and checkpoint."""
-    name = unique("t")
-    return settings.model_copy(
-        update={
-            "topics": TopicSettings(
-                orders=f"{name}-orders",
-                payments=f"{name}-payments",
-                dead_letters=f"{name}-dlq",
-                outcomes=f"{name}-outcomes",
-            ),
-            "mongo": MongoSettings(uri=settings.mongo.uri, database=name.replace("-", "_")),
-            "spark": settings.spark.model_copy(
-                update={"checkpoint_location": str(tmp_path / "checkpoint")}
-            ),
-        }
-    )
+    from tests.integration.helpers import isolated
+
+    return isolated(settings, unique("t"), str(tmp_path / "checkpoint"))

@@ -17,6 +17,24 @@ def with_shape(s: Settings, shape: str) -> Settings:
     return s.model_copy(update={"pipeline": s.pipeline.model_copy(update={"shape": shape})})
 
 
+def isolated(s: Settings, name: str, checkpoint: str) -> Settings:
+    """`s` with its own topics, database and checkpoint, all named after `name`."""
+    from conf.settings import MongoSettings, TopicSettings
+
+    return s.model_copy(
+        update={
+            "topics": TopicSettings(
+                orders=f"{name}-orders",
+                payments=f"{name}-payments",
+                dead_letters=f"{name}-dlq",
+                outcomes=f"{name}-outcomes",
+            ),
+            "mongo": MongoSettings(uri=s.mongo.uri, database=name.replace("-", "_")),
+            "spark": s.spark.model_copy(update={"checkpoint_location": checkpoint}),
+        }
+    )
+
+
 def create_topics(s: Settings, partitions: int = 3) -> None:
     admin = AdminClient(s.kafka.client_config())
     futures = admin.create_topics(

@@ -23,13 +23,20 @@ def _private(settings: Settings, tmp_path: Path) -> Settings:
     (home / "kafka").mkdir()
     os.symlink(shared / "kafka" / "libs", home / "kafka" / "libs")
     os.symlink(shared / "bin", home / "bin")
-    st = StackSettings(kafka_port=19092, kafka_controller_port=19093, mongo_port=27117,
-                       dir=str(home), start_timeout_s=90)
-    return settings.model_copy(update={
-        "stack": st,
-        "kafka": settings.kafka.model_copy(update={"bootstrap_servers": "127.0.0.1:19092"}),
-        "mongo": MongoSettings(uri="mongodb://127.0.0.1:27117/"),
-    })
+    st = StackSettings(
+        kafka_port=19092,
+        kafka_controller_port=19093,
+        mongo_port=27117,
+        dir=str(home),
+        start_timeout_s=90,
+    )
+    return settings.model_copy(
+        update={
+            "stack": st,
+            "kafka": settings.kafka.model_copy(update={"bootstrap_servers": "127.0.0.1:19092"}),
+            "mongo": MongoSettings(uri="mongodb://127.0.0.1:27117/"),
+        }
+    )
 
 
 def _alive(pid: int) -> bool:
@@ -72,10 +79,12 @@ def test_a_service_that_cannot_start_says_why(settings: Settings, tmp_path: Path
 
 
 def test_remote_services_are_not_started(settings: Settings, tmp_path: Path, capsys) -> None:
-    s = _private(settings, tmp_path).model_copy(update={
-        "kafka": settings.kafka.model_copy(update={"bootstrap_servers": "broker.example:9092"}),
-        "mongo": MongoSettings(uri="mongodb+srv://user:pw@cluster.example/"),
-    })
+    s = _private(settings, tmp_path).model_copy(
+        update={
+            "kafka": settings.kafka.model_copy(update={"bootstrap_servers": "broker.example:9092"}),
+            "mongo": MongoSettings(uri="mongodb+srv://user:pw@cluster.example/"),
+        }
+    )
     ctl.up(s)
     out = capsys.readouterr().out
     assert "remote (not started)" in out and "pw" not in out

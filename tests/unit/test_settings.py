@@ -67,7 +67,13 @@ def test_env_example_lists_every_variable() -> None:
     from conf import settings as S
 
     text = (REPO_ROOT / ".env.example").read_text()
-    for group in (S.KafkaSettings, S.MongoSettings, S.TopicSettings, S.SparkSettings,
-                  S.PipelineSettings, S.StackSettings):
+    for group in (
+        S.KafkaSettings,
+        S.MongoSettings,
+        S.TopicSettings,
+        S.SparkSettings,
+        S.PipelineSettings,
+        S.StackSettings,
+    ):
         for name in group.model_fields:
             assert f"{group.model_config['env_prefix']}{name}".upper() in text, name
