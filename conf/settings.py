@@ -80,6 +80,8 @@ class MongoSettings(BaseSettings):
         "dead_letters", description="MONGO_DEAD_LETTERS_COLLECTION"
     )
     batches_collection: str = Field("sink_batches", description="MONGO_BATCHES_COLLECTION")
+    # payment_id -> the order_id that used it first (a payment pays one order only)
+    claims_collection: str = Field("payment_claims", description="MONGO_CLAIMS_COLLECTION")
 
 
 class TopicSettings(BaseSettings):

@@ -103,6 +103,8 @@ class Reason(str, Enum):
     NEGATIVE_AMOUNT = "negative_amount"
     FUTURE_EVENT_TIME = "future_event_time"
     LATE = "late"
+    # a payment_id already used for another order: a payment pays one order (the first wins)
+    PAYMENT_ID_REUSED = "payment_id_reused"
     # decided by the sink: the database refused the document for a reason retrying cannot fix
     UNSTORABLE_DOCUMENT = "unstorable_document"
 

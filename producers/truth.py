@@ -5,7 +5,8 @@ Computed in one batch from the raw payloads (never by replaying the stream):
 1. Dead letters: every malformed message (reason = `serde.validate`) and every late event
    (reason `late`), in emission order.
 2. The rest is decoded and de-duplicated: orders by order_id, payments by payment_id, first
-   occurrence wins.
+   occurrence wins; a payment_id seen before with another order_id is a `payment_id_reused`
+   dead letter (a payment pays one order).
 3. Each payment is assigned to the order with its order_id when
    `rules.matches(order_ts, payment_ts)`; otherwise it is an orphan.
 4. Final watermark W = rules.watermark(min(max order_ts, max payment_ts)) over the valid non-late
@@ -116,6 +117,11 @@ def compute_truth(
         why = serde.validate(em.topic, em.value, em.key)
         if why is None and em.dirt is Dirt.LATE:
             why = reason(Reason.LATE)
+        if why is None and em.topic == serde.PAYMENTS:
+            pay = serde.decode_payment(em.value)
+            first = payments.get(pay.payment_id)
+            if first is not None and first.order_id != pay.order_id:
+                why = reason(Reason.PAYMENT_ID_REUSED)
         if why is not None:
             key = em.key.decode("utf-8", "surrogateescape") if em.key is not None else None
             value = em.value.decode("utf-8", "surrogateescape")

@@ -36,7 +36,7 @@ from conf.settings import REPO_ROOT, MongoSettings, Settings, TopicSettings, loa
 from producers.scenario import ScenarioConfig, generate
 from producers.topics import ensure_topics
 from sinks.batch_stats import BatchStats, percentile
-from sinks.mongo_io import CHUNK, OUTCOME_INDEXES, MongoSink
+from sinks.mongo_io import CHUNK, OUTCOME_INDEXES, MongoSink, PaymentClaims
 from streaming.job import start_query
 from streaming.session import build_session
 
@@ -177,7 +177,7 @@ def drain_to_mongo(s: Settings) -> tuple[float, int]:
     sink = MongoSink(s, on_batch=on_batch)
     sink.prepare()
     t0 = time.perf_counter()
-    q = start_query(spark, s, sink, available_now=True)
+    q = start_query(spark, s, sink, available_now=True, claims=PaymentClaims(s))
     q.awaitTermination()
     seconds = time.perf_counter() - t0
     spark.stop()
@@ -301,7 +301,7 @@ def steady(
 
     sink = MongoSink(s, on_batch=on_batch)
     sink.prepare()
-    q = start_query(spark, s, sink)
+    q = start_query(spark, s, sink, claims=PaymentClaims(s))
     # payments within 60 s of their order, so that they are produced within the run and the
     # offered load is `rate` (with the default delays of up to 15 min most would fall after it)
     producer = run_producer(s, rate, seconds, "--payment-delay-max-s", "60")

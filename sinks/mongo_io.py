@@ -20,6 +20,7 @@ a restart resumes from the checkpoint.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import logging
 import os
@@ -32,7 +33,13 @@ from typing import Any, TypeVar
 from bson.errors import InvalidDocument
 from pymongo import ASCENDING, InsertOne, MongoClient, UpdateOne
 from pymongo.collection import Collection
-from pymongo.errors import AutoReconnect, BulkWriteError, ConnectionFailure, PyMongoError
+from pymongo.errors import (
+    AutoReconnect,
+    BulkWriteError,
+    ConnectionFailure,
+    OperationFailure,
+    PyMongoError,
+)
 
 from conf.settings import Settings
 from contract.events import Reason, reason
@@ -47,6 +54,8 @@ T = TypeVar("T")
 TRANSIENT = (AutoReconnect, ConnectionFailure)
 CHUNK = 500  # writes per bulk_write command
 DUPLICATE_KEY = 11000
+NOT_IMPLEMENTED, INDEX_OPTIONS_CONFLICT = 238, 85
+PRUNE_EVERY_S = 600.0  # how often the sink deletes expired payment claims without a TTL index
 # server write-error codes that retrying can fix (shutdowns, elections, network, time limits);
 # any other write error is the document's own fault, and it is dead-lettered instead
 TRANSIENT_CODES = frozenset({6, 7, 50, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435,
@@ -299,6 +308,69 @@ class PartitionWriter(MongoStore):
         yield pd.DataFrame({"stats": [stats.to_json()]})
 
 
+class PaymentClaims(MongoStore):
+    """The registry of payment ids: payment_id -> the order_id that used it first. Called by the
+    state step on the executors before it folds a batch's payments in (streaming/frames.py), so
+    a payment_id cannot pay two orders even when their orders' state sits in different buckets.
+
+    A claim is an insert keyed by payment_id: the first wins, atomically, whichever executor
+    makes it; a replayed batch finds its own claims (same order_id) and goes on. Claims are
+    forgotten after PIPELINE_DEDUP_HORIZON_S of processing time (`prune`)."""
+
+    def __call__(self, pairs: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Claim each (payment_id, order_id), in this order; returns the pairs refused because
+        the payment_id is claimed by another order_id."""
+        first: dict[str, str] = {}
+        refused: set[tuple[str, str]] = set()
+        for pid, oid in pairs:
+            if first.setdefault(pid, oid) != oid:
+                refused.add((pid, oid))
+        if not first:
+            return refused
+        coll = self.collection(self.settings.mongo.claims_collection)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        docs = [{"_id": pid, "order_id": oid, "claimed_at": now} for pid, oid in first.items()]
+        try:
+            retry(lambda: coll.insert_many(docs, ordered=False), "claim payment ids")
+            return refused
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise SinkError(f"claiming payment ids failed: {errors[0].get('errmsg')}") from exc
+            taken = [docs[e["index"]]["_id"] for e in errors]
+        found = retry(lambda: list(coll.find({"_id": {"$in": taken}})), "read payment claims")
+        owner = {d["_id"]: d["order_id"] for d in found}
+        return refused | {(pid, first[pid]) for pid in taken if owner.get(pid) != first[pid]}
+
+    def ensure_indexes(self) -> bool:
+        """A TTL index forgets claims after the horizon; False where the server has none
+        (FerretDB v1), and `prune` must do it."""
+        coll = self.collection(self.settings.mongo.claims_collection)
+        retry(lambda: coll.create_index([("claimed_at", ASCENDING)]), "create_index")
+        try:
+            retry(
+                lambda: coll.create_index(
+                    [("claimed_at", ASCENDING)],
+                    name="claims_ttl",
+                    expireAfterSeconds=self.settings.pipeline.dedup_horizon_s,
+                ),
+                "create_index",
+            )
+        except OperationFailure as exc:
+            if exc.code not in (NOT_IMPLEMENTED, INDEX_OPTIONS_CONFLICT):
+                raise
+            return False
+        return True
+
+    def prune(self) -> int:
+        """Delete claims older than the horizon; the number deleted."""
+        coll = self.collection(self.settings.mongo.claims_collection)
+        horizon = datetime.timedelta(seconds=self.settings.pipeline.dedup_horizon_s)
+        cutoff = datetime.datetime.now(datetime.timezone.utc) - horizon
+        got = retry(lambda: coll.delete_many({"claimed_at": {"$lt": cutoff}}), "prune claims")
+        return got.deleted_count
+
+
 class MongoSink(MongoStore):
     """Callable for `writeStream.foreachBatch`, on the driver: runs the batch with each partition
     writing itself, and gets back only each partition's stats."""
@@ -312,6 +384,8 @@ class MongoSink(MongoStore):
         super().__init__(settings)
         self.publish = publish
         self.on_batch = on_batch
+        self.claims_expire = True  # the server expires payment claims itself (TTL index)
+        self.pruned_at = 0.0
 
     def ensure_indexes(self) -> None:
         m = self.settings.mongo
@@ -320,6 +394,7 @@ class MongoSink(MongoStore):
             retry(functools.partial(outcomes.create_index, [(field, ASCENDING)]), "create_index")
         dead = self.collection(m.dead_letters_collection)
         retry(lambda: dead.create_index([("reason", ASCENDING)]), "create_index")
+        self.claims_expire = PaymentClaims(self.settings).ensure_indexes()
 
     def check_layout(self) -> None:
         """Refuse to run a checkpoint under a different state layout than it was created with:
@@ -371,6 +446,9 @@ class MongoSink(MongoStore):
             lambda: markers.replace_one({"_id": self.marker_id(batch_id)}, marker, upsert=True),
             "write batch marker",
         )
+        if not self.claims_expire and time.monotonic() - self.pruned_at > PRUNE_EVERY_S:
+            self.pruned_at = time.monotonic()
+            logger.info("payment claims pruned n=%d", PaymentClaims(self.settings).prune())
         stats.seconds = time.monotonic() - started
         logger.info(
             "batch written batch_id=%s rows=%d written=%d skipped=%s counts=%s seconds=%.3f "

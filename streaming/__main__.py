@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
 
     from sinks.kafka_io import kafka_publisher
-    from sinks.mongo_io import MongoSink
+    from sinks.mongo_io import MongoSink, PaymentClaims
     from streaming.job import start_query
     from streaming.session import build_session
 
@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     spark = build_session(settings.spark)
     sink = MongoSink(settings, publish=kafka_publisher(settings))
     sink.prepare()
-    query = start_query(spark, settings, sink, available_now=args.available_now)
+    query = start_query(
+        spark, settings, sink, available_now=args.available_now, claims=PaymentClaims(settings)
+    )
 
     stopping = threading.Event()
 

@@ -7,13 +7,15 @@ What a shape emits leaves as a pandas DataFrame of OUTPUT_SCHEMA (`frame`), whic
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import pandas as pd
 from pyspark.sql import types as T
 
+from contract.events import PAYMENT, Reason
 from contract.outputs import Output, dead_letter, to_json
+from contract.rules import Rules
 from streaming.source import MALFORMED
 from streaming.step import EVENT_COLUMNS
 
@@ -83,3 +85,35 @@ def split_events(pdfs: Iterable[pd.DataFrame]) -> tuple[list[Output], list[tuple
             pdf = pdf[~bad]
         events.extend(_event_tuples(pdf))
     return malformed, events
+
+
+# The payment-id registry a shape may be given (sinks.mongo_io.PaymentClaims): claims
+# (payment_id, order_id) pairs in order and returns those refused (taken by another order_id).
+Claims = Callable[[Sequence[tuple[str, str]]], set[tuple[str, str]]]
+
+
+def reject_reused(
+    events: list[tuple[Any, ...]], watermark: int, rules: Rules, claims: Claims | None
+) -> tuple[list[Output], list[tuple[Any, ...]]]:
+    """A payment pays one order: claim the payment ids of this group's on-time payments, and
+    turn each payment whose id another order_id has claimed first into a `payment_id_reused`
+    dead letter. Within one call the earliest event time claims first (then Kafka position).
+    Late payments claim nothing (they are dead letters already). Without `claims`: no check."""
+    if claims is None:
+        return [], events
+    pays = sorted(
+        (ev for ev in events if ev[0] == PAYMENT and not rules.is_late(ev[3], watermark)),
+        key=lambda ev: (ev[3], ev[9], ev[10]),
+    )
+    refused = claims([(ev[2], ev[1]) for ev in pays]) if pays else set()
+    if not refused:
+        return [], events
+    dead: list[Output] = []
+    kept: list[tuple[Any, ...]] = []
+    for ev in events:
+        if ev[0] == PAYMENT and (ev[2], ev[1]) in refused:
+            why = Reason.PAYMENT_ID_REUSED.value
+            dead.append(dead_letter(ev[8], ev[9], ev[10], why, ev[12], ev[13], ev[7], ev[3]))
+        else:
+            kept.append(ev)
+    return dead, kept

@@ -1,7 +1,8 @@
 """The streaming query, composed in one direction: source -> shape -> sink.
 
     streaming.source.read_events      both Kafka topics, parsed, validated, watermarked
-    SHAPES[PIPELINE_SHAPE].build      the stateful reconciliation (documents of OUTPUT_SCHEMA)
+    SHAPES[PIPELINE_SHAPE].build      the stateful reconciliation (documents of OUTPUT_SCHEMA),
+                                      with the payment-id registry it is given
     writeStream.foreachBatch(sink)    sinks.mongo_io.MongoSink: each partition writes its rows
 
 Nothing here computes; it only wires the parts and starts the query.
@@ -18,20 +19,22 @@ from pyspark.sql.streaming import StreamingQuery
 
 from conf.settings import Settings
 from streaming import shape_state, shape_tws
+from streaming.frames import Claims
 from streaming.source import read_events
 
 logger = logging.getLogger(__name__)
 
-# Every shape: (events from read_events, settings) -> documents of streaming.frames.OUTPUT_SCHEMA
-SHAPES: dict[str, Callable[[DataFrame, Settings], DataFrame]] = {
+# Every shape: (events from read_events, settings, payment-id claims or None) -> documents of
+# streaming.frames.OUTPUT_SCHEMA
+SHAPES: dict[str, Callable[[DataFrame, Settings, Claims | None], DataFrame]] = {
     "tws": shape_tws.build,
     "state": shape_state.build,
 }
 
 
-def build_outputs(spark: SparkSession, s: Settings) -> DataFrame:
+def build_outputs(spark: SparkSession, s: Settings, claims: Claims | None = None) -> DataFrame:
     """The streaming DataFrame of documents to write."""
-    return SHAPES[s.pipeline.shape](read_events(spark, s), s)
+    return SHAPES[s.pipeline.shape](read_events(spark, s), s, claims)
 
 
 def start_query(
@@ -41,9 +44,12 @@ def start_query(
     *,
     available_now: bool = False,
     query_name: str = "reconcile",
+    claims: Claims | None = None,
 ) -> StreamingQuery:
+    """Start the query. `claims` (sinks.mongo_io.PaymentClaims) makes a payment_id pay one
+    order only; without it that check is off (benchmarks of Spark's own cost)."""
     writer = (
-        build_outputs(spark, s)
+        build_outputs(spark, s, claims)
         .writeStream.queryName(query_name)
         .outputMode("update")
         .foreachBatch(sink)

@@ -20,13 +20,13 @@ from pyspark.sql.streaming.state import GroupState, GroupStateTimeout
 
 from conf.settings import Settings
 from contract.rules import Rules
-from streaming.frames import OUTPUT_SCHEMA, frame, split_events
+from streaming.frames import OUTPUT_SCHEMA, Claims, frame, reject_reused, split_events
 from streaming.step import empty_state, step
 
 STATE_SCHEMA = T.StructType([T.StructField("blob", T.BinaryType())])
 
 
-def make_state_func(rules: Rules):  # type: ignore[no-untyped-def]
+def make_state_func(rules: Rules, claims: Claims | None = None):  # type: ignore[no-untyped-def]
     """The applyInPandasWithState function: unpickle a bucket, `step` it, pickle it back."""
 
     def reconcile_bucket(
@@ -35,24 +35,25 @@ def make_state_func(rules: Rules):  # type: ignore[no-untyped-def]
         bucket_state = pickle.loads(state.get[0]) if state.exists else empty_state()
         watermark = state.getCurrentWatermarkMs()
         malformed, events = ([], []) if state.hasTimedOut else split_events(pdfs)
+        reused, events = reject_reused(events, watermark, rules, claims)
         res = step(bucket_state, events, watermark, rules)
-        if bucket_state["orders"] or bucket_state["pending"]:
+        if bucket_state["orders"] or bucket_state["pending"] or bucket_state["closed"]:
             state.update((pickle.dumps(bucket_state, protocol=5),))
             if res.next_close_ts is not None:
                 state.setTimeoutTimestamp(max(res.next_close_ts, watermark + 1))
         elif state.exists:
             state.remove()
-        outputs = malformed + res.outputs
+        outputs = malformed + reused + res.outputs
         if outputs:
             yield frame(outputs)
 
     return reconcile_bucket
 
 
-def build(events: DataFrame, s: Settings) -> DataFrame:
+def build(events: DataFrame, s: Settings, claims: Claims | None = None) -> DataFrame:
     """`events` from streaming.source.read_events -> documents to write (OUTPUT_SCHEMA)."""
     return events.groupBy("bucket").applyInPandasWithState(
-        make_state_func(s.pipeline.rules()),
+        make_state_func(s.pipeline.rules(), claims),
         OUTPUT_SCHEMA,
         STATE_SCHEMA,
         "Update",

@@ -36,7 +36,7 @@ from pyspark.sql.streaming.stateful_processor import (
 
 from conf.settings import Settings
 from contract.rules import Rules
-from streaming.frames import OUTPUT_SCHEMA, frame, split_events
+from streaming.frames import OUTPUT_SCHEMA, Claims, frame, reject_reused, split_events
 from streaming.step import StepResult, empty_state, step
 
 _ID = T.StructType([T.StructField("order_id", T.StringType())])
@@ -64,8 +64,9 @@ def _json_of(store: Any, key: tuple[Any, ...]) -> Any:
 
 
 class Reconciler(StatefulProcessor):
-    def __init__(self, rules: Rules) -> None:
+    def __init__(self, rules: Rules, claims: Claims | None = None) -> None:
         self.rules = rules
+        self.claims = claims
 
     def init(self, handle: StatefulProcessorHandle) -> None:
         self.handle = handle
@@ -197,8 +198,10 @@ class Reconciler(StatefulProcessor):
         self, key: Any, rows: Iterator[pd.DataFrame], timerValues: TimerValues
     ) -> Iterator[pd.DataFrame]:
         malformed, events = split_events(rows)
-        res = self._step({ev[1] for ev in events}, events, timerValues.getCurrentWatermarkInMs())
-        outputs = malformed + res.outputs
+        watermark = timerValues.getCurrentWatermarkInMs()
+        reused, events = reject_reused(events, watermark, self.rules, self.claims)
+        res = self._step({ev[1] for ev in events}, events, watermark)
+        outputs = malformed + reused + res.outputs
         if outputs:
             yield frame(outputs)
 
@@ -214,7 +217,7 @@ class Reconciler(StatefulProcessor):
         pass
 
 
-def build(events: DataFrame, s: Settings) -> DataFrame:
+def build(events: DataFrame, s: Settings, claims: Claims | None = None) -> DataFrame:
     """`events` from streaming.source.read_events -> documents to write (OUTPUT_SCHEMA)."""
     if s.spark.state_store != "rocksdb":
         raise ValueError(
@@ -222,7 +225,7 @@ def build(events: DataFrame, s: Settings) -> DataFrame:
             f"runs on RocksDB only), not {s.spark.state_store!r}"
         )
     return events.groupBy("bucket").transformWithStateInPandas(
-        Reconciler(s.pipeline.rules()),
+        Reconciler(s.pipeline.rules(), claims),
         outputStructType=OUTPUT_SCHEMA,
         outputMode="Update",
         timeMode="EventTime",

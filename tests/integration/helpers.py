@@ -73,10 +73,12 @@ def docs(s: Settings, collection: str) -> dict[str, dict[str, Any]]:
 
 
 def drain(spark: Any, s: Settings, sink: Any) -> None:
-    """Run the job over everything in Kafka now, then stop it."""
+    """Run the job over everything in Kafka now (with the payment-id registry, as
+    `python -m streaming` runs it), then stop it."""
+    from sinks.mongo_io import PaymentClaims
     from streaming.job import start_query
 
-    query = start_query(spark, s, sink)
+    query = start_query(spark, s, sink, claims=PaymentClaims(s))
     try:
         query.processAllAvailable()
     finally:

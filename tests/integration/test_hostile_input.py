@@ -327,3 +327,55 @@ def test_generated_garbage_never_stops_the_job(
         if (r := wire.check(KIND[t], k, v, **limits)) is not None
     )  # fmt: skip
     assert Counter((d["reason"], d["raw_key"], d["raw_value"]) for d in dead) == want
+
+
+def _bucket(spark: Any, order_id: str, buckets: int) -> int:
+    """The state bucket Spark routes `order_id` to (streaming/source.py's expression)."""
+    row = spark.sql(f"SELECT pmod(xxhash64('{order_id}'), {buckets}) AS b").first()
+    return int(row["b"])
+
+
+@pytest.mark.parametrize("shape", ["tws", "state"])
+def test_a_payment_id_pays_one_order(spark: Any, pipeline_settings: Settings, shape: str) -> None:
+    """A payment_id already matched to one order, used again for another order (whose state sits
+    in another bucket): the second use is a `payment_id_reused` dead letter with its bytes, the
+    first order keeps it, the second is not paid by it; a plain copy stays a duplicate."""
+    s = small_batches(with_shape(pipeline_settings, shape))
+    sc = _scenario(s, seed=17)
+    truth = compute_truth(sc, s.topics.orders, s.topics.payments).to_json()
+    create_topics(s)
+    _produce(s, [(e.topic, e.key, e.value) for e in sc.emissions])
+    drain(spark, s, MongoSink(s))
+    assert differences(truth, *_all_docs(s)) == []
+
+    w = truth["final_watermark_ms"]
+    window = s.pipeline.window_after_s * 1000
+    open_orders = {o["order_id"] for o in truth["orders"] if not o["final"]}
+    by_id = {e.event.order_id: e.event for e in sc.emissions if isinstance(e.event, Order)}
+    target = max((by_id[o] for o in open_orders), key=lambda o: o.order_ts)
+    assert target.order_ts + window > w + 2000  # a payment at w + 1 s would match it
+    paid = [o for o in truth["orders"] if o["payment_ids"] and o["order_id"] != target.order_id]
+    n = s.pipeline.state_buckets
+    donor = next(
+        o for o in paid if _bucket(spark, o["order_id"], n) != _bucket(spark, target.order_id, n)
+    )
+    pid = donor["payment_ids"][0]
+    at = w + 1000
+    reuse = Payment(pid, target.order_id, "card", target.amount, "EUR", at, at)
+    copy = Payment(pid, donor["order_id"], "card", 1, "EUR", at, at)
+    records: list[Record] = [
+        (serde.PAYMENTS, target.order_id.encode(), serde.encode(reuse)),
+        (serde.PAYMENTS, donor["order_id"].encode(), serde.encode(copy)),
+    ]
+    full = compute_truth(_append(sc, records), s.topics.orders, s.topics.payments).to_json()
+    assert [d["reason"] for d in full["dead_letters"][-1:]] == ["payment_id_reused"]
+    assert (full["orders"], full["orphans"]) == (truth["orders"], truth["orphans"])
+    _produce(s, records)
+    drain(spark, s, MongoSink(s))
+
+    outcomes, dead = _all_docs(s)
+    assert differences(full, outcomes, dead) == []
+    (reused,) = [d for d in dead if d["reason"] == "payment_id_reused"]
+    assert (reused["raw_key"], reused["raw_value"]) == records[0][1:]
+    claim = mongo_db(s)[s.mongo.claims_collection].find_one({"_id": pid})
+    assert claim["order_id"] == donor["order_id"]

@@ -19,7 +19,7 @@ from producers.truth import compute_truth
 from scripts.check_truth import differences
 from sinks.batch_stats import PartitionStats
 from sinks.documents import Row
-from sinks.mongo_io import MongoSink, PartitionWriter
+from sinks.mongo_io import MongoSink, PartitionWriter, PaymentClaims
 from streaming.job import start_query
 from tests.integration.helpers import (
     create_topics,
@@ -132,7 +132,7 @@ def test_restart_from_checkpoint_halfway(spark, pipeline_settings: Settings, sha
     s = with_shape(small_batches(pipeline_settings, per_trigger=150), shape)
     truth = load_scenario(s, seed=11)
     sink = MongoSink(s)
-    query = start_query(spark, s, sink)
+    query = start_query(spark, s, sink, claims=PaymentClaims(s))
     try:
         deadline = time.monotonic() + 300
         while (query.lastProgress or {}).get("batchId", -1) < 1 and time.monotonic() < deadline:
