@@ -211,7 +211,7 @@ class PartitionWriter(MongoStore):
         refused: list[dict[str, Any]] = []
         inserts = [w for w in writes if w.insert is not None]
         for chunk in _chunks(inserts):
-            ops = [InsertOne(w.insert) for w in chunk]
+            ops: list[Any] = [InsertOne(w.insert or {}) for w in chunk]
             dup, bad = self._bulk(coll, ops, [w.doc_id for w in chunk], batch_id)
             fallbacks.extend(chunk[i] for i in dup)
             refused += bad
@@ -223,8 +223,8 @@ class PartitionWriter(MongoStore):
                 len(fallbacks),
             )
         for chunk in _chunks([w for w in writes if w.insert is None] + fallbacks):
-            ops = [w.upsert for w in chunk]
-            refused += self._bulk(coll, ops, [w.doc_id for w in chunk], batch_id)[1]
+            upserts: list[Any] = [w.upsert for w in chunk]
+            refused += self._bulk(coll, upserts, [w.doc_id for w in chunk], batch_id)[1]
         return refused
 
     def write_refused(self, refused: list[dict[str, Any]], batch_id: int) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -96,11 +96,11 @@ def parsed_row(kind: str, key: bytes | None, value: bytes | None, kafka_ts: int,
 
 def parser(
     kind: str, limits: dict[str, Any]
-) -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
+) -> Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]:
     """The mapInArrow function parsing a topic's records (key, value, topic, partition, offset,
     kafka_ts) into PARSED rows. Never raises for a record: a bad one becomes a MALFORMED row."""
 
-    def parse_batches(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def parse_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             keys, values = batch.column("key").to_pylist(), batch.column("value").to_pylist()
             kafka_ts = batch.column("kafka_ts").to_pylist()
