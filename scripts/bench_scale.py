@@ -13,7 +13,8 @@ open-state: the cost of a batch against the state held. Orders are preloaded wit
   runs for a while, and the batches of that phase are timed (computed, not written).
 cluster: Spark's own cost on the local standalone cluster (scripts/cluster.py): the same
   preloaded events drained by the default shape under spark-submit, with 1 and with 2 one-core
-  workers.
+  workers; with the driver's peak memory (its JVM and its Python) and, from the event log,
+  where the executors' time went (scripts/eventlog.py).
 memory: the driver's peak memory while a preloaded backlog is drained in one batch with the
   real sink (rows written from the executors).
 """
@@ -37,11 +38,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from conf.settings import Settings, load_settings
+from conf.settings import REPO_ROOT, Settings, load_settings
 from contract.events import Item, Order
 from producers import serde
 from producers.topics import ensure_topics
 from scripts.bench_pipeline import isolated, preload, produced_counts, run_producer
+from scripts.eventlog import breakdown
 from sinks.mongo_io import MongoSink
 from streaming.job import start_query
 from streaming.session import build_session
@@ -256,6 +258,29 @@ class PeakRss:
         self._thread.join()
 
 
+class TreeRss(PeakRss):
+    """Peak resident memory of a spark-submit driver: its JVM (`pid`) and the Python process
+    it starts (found again at every sample, as it starts after the JVM)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__({"driver_jvm": pid})
+        self.root = pid
+
+    def _sample(self) -> None:
+        while not self._done.is_set():
+            self.peak["driver_jvm"] = max(self.peak["driver_jvm"], rss_mb(self.root))
+            for child in Path(f"/proc/{self.root}/task").glob("*/children"):
+                for pid in child.read_text().split():
+                    try:
+                        is_python = b"python" in Path(f"/proc/{pid}/cmdline").read_bytes()
+                    except FileNotFoundError:
+                        continue  # gone meanwhile
+                    if is_python:
+                        got = rss_mb(int(pid))
+                        self.peak["driver_python"] = max(self.peak.get("driver_python", 0), got)
+            time.sleep(0.2)
+
+
 def memory(base: Settings, sizes: list[int], shape: str) -> None:
     for n_events in sizes:
         name = f"bench-{uuid.uuid4().hex[:6]}"
@@ -297,19 +322,30 @@ def cluster(base: Settings, events: int, workers: list[int]) -> None:
     results: dict[str, Any] = {"benchmark": "cluster", "events": n}
     for w in workers:
         s = base.model_copy(update={"stack": base.stack.model_copy(update={"spark_workers": w})})
+        logs = REPO_ROOT / ".stack" / "bench" / f"{name}-eventlog-w{w}"
+        logs.mkdir(parents=True, exist_ok=True)
+        conf = {"spark.eventLog.enabled": "true", "spark.eventLog.dir": logs.as_uri()}
         cluster_ctl.up(s)
         try:
             args = ["spark", "--shapes", "tws", "--topics", name]
-            cmd = submit_command(s, args, app=Path(__file__).resolve())
+            cmd = submit_command(s, args, app=Path(__file__).resolve(), conf=conf)
             env = {**os.environ, "SPARK_HOME": str(cluster_ctl.spark_home())}
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
+            job = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)  # fmt: skip
+            with TreeRss(job.pid) as rss:
+                out, err = job.communicate(timeout=3600)
         finally:
             cluster_ctl.down(s)
-        lines = [x for x in done.stdout.splitlines() if x.startswith('{"tws"')]
-        if done.returncode != 0 or not lines:
-            raise RuntimeError(f"workers={w} exit={done.returncode}: {done.stderr[-3000:]}")
-        results[f"workers_{w}"] = json.loads(lines[0])["tws"]
-        print(json.dumps({f"workers_{w}": results[f"workers_{w}"]}), flush=True)
+        lines = [x for x in out.splitlines() if x.startswith('{"tws"')]
+        if job.returncode != 0 or not lines:
+            raise RuntimeError(f"workers={w} exit={job.returncode}: {err[-3000:]}")
+        result = json.loads(lines[0])["tws"]
+        result["driver_rss_mb_peak"] = {k: round(v) for k, v in rss.peak.items()}
+        (log,) = [p for p in logs.iterdir() if p.is_file()]
+        with log.open(encoding="utf-8") as f:
+            result["where_the_time_goes"] = breakdown(f)
+        results[f"workers_{w}"] = result
+        print(json.dumps({f"workers_{w}": result}), flush=True)
     if len(workers) == 2:
         a, b = (results[f"workers_{w}"]["events_per_s"] for w in workers)
         results["ratio"] = round(b / a, 2)

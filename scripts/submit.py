@@ -40,8 +40,11 @@ def submit_conf(s: Settings) -> dict[str, str]:
     }
 
 
-def submit_command(s: Settings, args: list[str], app: Path = MAIN) -> list[str]:
-    """The spark-submit command line that runs `app` with `args` on the local cluster."""
+def submit_command(
+    s: Settings, args: list[str], app: Path = MAIN, conf: dict[str, str] | None = None
+) -> list[str]:
+    """The spark-submit command line that runs `app` with `args` on the local cluster, with
+    `conf` added to the submit settings."""
     from streaming.session import connector_jars
 
     if s.stack.spark_workers < 1:
@@ -54,7 +57,7 @@ def submit_command(s: Settings, args: list[str], app: Path = MAIN) -> list[str]:
         cmd += ["--jars", ",".join(jars)]
     if s.spark.packages:
         cmd += ["--packages", s.spark.packages]
-    for key, value in submit_conf(s).items():
+    for key, value in {**submit_conf(s), **(conf or {})}.items():
         cmd += ["--conf", f"{key}={value}"]
     return [*cmd, str(app), *args]
 
