@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +55,9 @@ class Plan:
 
 
 def _write(doc_id: str, fields: dict[str, Any], at_least: dict[str, int], first: bool) -> Write:
-    """`fields` are `$set`, `at_least` (dotted paths) `$min`; `first`: also plan an insert."""
+    """`fields` are `$set`, `at_least` (dotted paths) `$min`; `first`: also plan an insert.
+    The document's `_id` is `doc_id`, whatever `fields` hold."""
+    fields = {k: v for k, v in fields.items() if k != "_id"}
     upsert = UpdateOne({"_id": doc_id}, {"$set": fields, "$min": at_least}, upsert=True)
     if not first:
         return Write(doc_id, upsert)
@@ -82,6 +85,30 @@ def dead_letter_write(row: Row, doc: dict[str, Any], written_at_ms: int) -> Writ
     are stored exactly, as BSON binary (pymongo writes `bytes` so), beside their previews."""
     fields = {**doc, "raw_key": row.raw_key, "raw_value": row.raw_value}
     return _write(row.doc_id, fields, {"dead_lettered_at": written_at_ms}, True)
+
+
+_BAD_KEY = re.compile(r'^\$|[.\x00-\x1f\x7f-\x9f"\\]')
+
+
+def unstorable_key(value: Any) -> str | None:
+    """The first field name in `value` (nested too) that the sink will not send: one MongoDB
+    refuses (a leading `$`, a `.`, NUL) or one FerretDB v1 on SQLite stores as invalid JSON and
+    then fails every later read of the whole collection with (control characters, `"`, `\`:
+    measured here). The job's own documents never have such names; this guards the database
+    against any that would."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str) or not k or _BAD_KEY.search(k):
+                return repr(k)
+            found = unstorable_key(v)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for v in value:
+            found = unstorable_key(v)
+            if found is not None:
+                return found
+    return None
 
 
 def plan(rows: Iterable[Row], written_at_ms: int) -> Plan:

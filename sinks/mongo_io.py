@@ -46,7 +46,7 @@ from contract.events import Reason, reason
 from contract.wire import preview
 from sinks import metrics
 from sinks.batch_stats import BatchStats, PartitionStats
-from sinks.documents import Row, Write, plan
+from sinks.documents import Row, Write, plan, unstorable_key
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -60,6 +60,8 @@ PRUNE_EVERY_S = 600.0  # how often the sink deletes expired payment claims witho
 # any other write error is the document's own fault, and it is dead-lettered instead
 TRANSIENT_CODES = frozenset({6, 7, 50, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435,
                              13436})  # fmt: skip
+# whole-command errors that are no document's fault: unauthorized, authentication failed
+FATAL_CODES = frozenset({13, 18})
 REFUSED = "refused"  # the count of documents the database refused, in the batch stats
 # Errors of one document raised by the driver rather than reported by the server: BSON cannot
 # encode it (a NUL in a key, a lone surrogate, an integer beyond 64 bits), it is too large, or
@@ -189,19 +191,36 @@ class PartitionWriter(MongoStore):
                 if e["index"] not in dup
             ]
             return dup, refused
+        except OperationFailure as exc:
+            # the whole command refused: a server or permission problem fails the batch; any
+            # other code is one document's fault (FerretDB answers so for, e.g., a `"` in a
+            # key), found below one write at a time
+            if exc.code in TRANSIENT_CODES or exc.code in FATAL_CODES:
+                raise SinkError(
+                    f"batch_id={batch_id} collection={coll.name} error {exc.code}: {exc}"
+                ) from exc
+            if len(ops) > 1:
+                return self._one_by_one(coll, ops, ids, batch_id)
+            return [], [refused_letter(coll.name, ids[0], ops[0], f"{exc.code}: {exc}")]
         except REFUSED_BY_DRIVER as exc:
             # refused before or while sending (a key or number BSON cannot encode, a document
             # too large), or an answer pymongo cannot read: find which write, one at a time
             if len(ops) == 1:
                 error = f"{type(exc).__name__}: {exc}"
                 return [], [refused_letter(coll.name, ids[0], ops[0], error)]
-            dup, refused = [], []
-            for i, op in enumerate(ops):
-                d, r = self._bulk(coll, [op], [ids[i]], batch_id)
-                dup += [i] if d else []
-                refused += r
-            return dup, refused
+            return self._one_by_one(coll, ops, ids, batch_id)
         return [], []
+
+    def _one_by_one(
+        self, coll: Collection[dict[str, Any]], ops: list[Any], ids: list[str], batch_id: int
+    ) -> tuple[list[int], list[dict[str, Any]]]:
+        dup: list[int] = []
+        refused: list[dict[str, Any]] = []
+        for i, op in enumerate(ops):
+            d, r = self._bulk(coll, [op], [ids[i]], batch_id)
+            dup += [i] if d else []
+            refused += r
+        return dup, refused
 
     def write(self, name: str, writes: Sequence[Write], batch_id: int) -> list[dict[str, Any]]:
         """Inserts first (a replayed insert falls back to its upsert), then the upserts.
@@ -209,6 +228,15 @@ class PartitionWriter(MongoStore):
         coll = self.collection(name)
         fallbacks: list[Write] = []
         refused: list[dict[str, Any]] = []
+        checked: list[Write] = []
+        for w in writes:
+            bad = unstorable_key(w.upsert._doc["$set"])  # (the $min paths are the sink's own)
+            if bad is None:
+                checked.append(w)
+            else:
+                error = f"field name {bad} is not stored (see sinks/documents.py)"
+                refused.append(refused_letter(name, w.doc_id, w.upsert, error))
+        writes = checked
         inserts = [w for w in writes if w.insert is not None]
         for chunk in _chunks(inserts):
             ops: list[Any] = [InsertOne(w.insert or {}) for w in chunk]

@@ -6,6 +6,7 @@ the sink dead-letters what the database refuses, and generated garbage never sto
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -13,6 +14,8 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -49,65 +52,71 @@ def _text(d: dict[str, Any]) -> str:
 Record = tuple[str, bytes | None, bytes]  # (topic kind, key, value)
 
 
-Expected = tuple[str, bytes | None, bytes, str]  # (topic kind, key, value, reason)
+Expected = tuple[str, str, bytes | None, bytes, str]  # (class, topic kind, key, value, reason)
 
 
 def hostile(order: dict[str, Any], pay: dict[str, Any]) -> list[Expected]:
-    """(topic kind, key, value, expected reason): several shapes of each class."""
+    """Several shapes of each class of invalid input, with the reason each must get."""
     o, p = _text(order), _text(pay)
     k = order[F.ORDER_ID].encode()
+    amount = f'"amount":{pay[F.AMOUNT]}'
     return [
-        # bytes that are not UTF-8, in the value or the key
-        (serde.ORDERS, k, o.replace('"web"', '"w\xe9b"').encode("latin-1"), "invalid_utf8"),
-        (serde.ORDERS, k, o.encode("utf-16"), "invalid_utf8"),
-        (serde.PAYMENTS, k, p.encode()[:20] + b"\xff\xfe" + p.encode()[20:], "invalid_utf8"),
-        (serde.PAYMENTS, b"\xff\xfe\x00", p.encode(), "invalid_utf8:key"),
-        # NUL bytes: raw (not JSON), escaped into an id (not storable as one)
-        (serde.ORDERS, b"o\x00k", o.encode() + b"\x00", "invalid_json"),
-        (serde.PAYMENTS, k, p.replace('"card"', '"ca\x00rd"').encode(), "invalid_json"),
-        (
-            serde.PAYMENTS,
-            k,
-            _text({**pay, F.PAYMENT_ID: "p\x00"}).encode(),
-            "invalid_value:payment_id",
-        ),  # fmt: skip
-        # lone surrogate escapes
-        (serde.PAYMENTS, k, p.replace('"card"', '"\\ud800"').encode(), "invalid_utf8"),
-        (serde.ORDERS, k, o.replace("{", '{"\\udfff":1,', 1).encode(), "invalid_utf8"),
-        # what Spark's JSON parser accepts and a strict one does not
-        (serde.ORDERS, k, (o + " x").encode(), "invalid_json"),
-        (serde.ORDERS, k, (o + o).encode(), "invalid_json"),
-        (serde.PAYMENTS, k, (p[:-1] + "/* c */}").encode(), "invalid_json"),
-        (serde.PAYMENTS, k, p.replace('"', "'").encode(), "invalid_json"),
-        (
-            serde.PAYMENTS,
-            k,
-            p.replace(f'"amount":{pay[F.AMOUNT]}', '"amount":NaN').encode(),
-            "invalid_json",
-        ),  # fmt: skip
-        (
-            serde.PAYMENTS,
-            k,
-            p.replace(f'"amount":{pay[F.AMOUNT]}', '"amount":0012').encode(),
-            "invalid_json",
-        ),  # fmt: skip
-        (serde.PAYMENTS, k, p.replace("{", '{"amount":1,', 1).encode(), "invalid_json"),
-        # numbers and JSON types Spark would coerce
-        (serde.PAYMENTS, k, _text({**pay, F.AMOUNT: 2**64}).encode(), "out_of_range:amount"),
-        (serde.PAYMENTS, k, _text({**pay, F.AMOUNT: 12.0}).encode(), "wrong_type:amount"),
-        (serde.PAYMENTS, k, _text({**pay, F.AMOUNT: "1299"}).encode(), "wrong_type:amount"),
-        (serde.PAYMENTS, k, _text({**pay, F.ORDER_ID: 12345}).encode(), "wrong_type:order_id"),
-        (
-            serde.PAYMENTS,
-            k,
-            _text({**pay, F.PAYMENT_TS: pay[F.PAYMENT_TS][:19]}).encode(),
-            "wrong_type:payment_ts",
-        ),  # fmt: skip  (no offset)
-        (serde.ORDERS, k, b"[1,2]", "not_an_object"),
-    ]
+        ("not_utf8", serde.ORDERS, k, o.replace('"web"', '"w\xe9b"').encode("latin-1"),
+         "invalid_utf8"),
+        ("not_utf8", serde.ORDERS, k, o.encode("utf-16"), "invalid_utf8"),
+        ("not_utf8", serde.PAYMENTS, k, p.encode()[:20] + b"\xff\xfe" + p.encode()[20:],
+         "invalid_utf8"),
+        ("not_utf8", serde.PAYMENTS, b"\xff\xfe\x00", p.encode(), "invalid_utf8:key"),
+        ("not_utf8", serde.ORDERS, b"o-\xc3", o.encode(), "invalid_utf8:key"),
+        ("nul", serde.ORDERS, b"o\x00k", o.encode() + b"\x00", "invalid_json"),
+        ("nul", serde.PAYMENTS, k, p.replace('"card"', '"ca\x00rd"').encode(), "invalid_json"),
+        ("nul", serde.PAYMENTS, k, _text({**pay, F.PAYMENT_ID: "p\x00"}).encode(),
+         "invalid_value:payment_id"),
+        ("lone_surrogate", serde.PAYMENTS, k, p.replace('"card"', '"\\ud800"').encode(),
+         "invalid_utf8"),
+        ("lone_surrogate", serde.ORDERS, k, o.replace("{", '{"\\udfff":1,', 1).encode(),
+         "invalid_utf8"),
+        ("lone_surrogate", serde.ORDERS, k, o.replace('"web"', '"w\\udc00"').encode(),
+         "invalid_utf8"),
+        ("lax_json", serde.ORDERS, k, (o + " x").encode(), "invalid_json"),
+        ("lax_json", serde.ORDERS, k, (o + o).encode(), "invalid_json"),
+        ("lax_json", serde.PAYMENTS, k, (p[:-1] + "/* c */}").encode(), "invalid_json"),
+        ("lax_json", serde.PAYMENTS, k, p.replace('"', "'").encode(), "invalid_json"),
+        ("lax_json", serde.PAYMENTS, k, p.replace(amount, '"amount":NaN').encode(),
+         "invalid_json"),
+        ("lax_json", serde.PAYMENTS, k, p.replace(amount, '"amount":0012').encode(),
+         "invalid_json"),
+        ("lax_json", serde.PAYMENTS, k, p.replace("{", '{"amount":1,', 1).encode(),
+         "invalid_json"),
+        ("lax_json", serde.ORDERS, k, b"[1,2]", "not_an_object"),
+        ("numbers", serde.PAYMENTS, k, _text({**pay, F.AMOUNT: 2**64}).encode(),
+         "out_of_range:amount"),
+        ("numbers", serde.PAYMENTS, k, _text({**pay, F.AMOUNT: 12.0}).encode(),
+         "wrong_type:amount"),
+        ("numbers", serde.PAYMENTS, k, p.replace(amount, '"amount":1e3').encode(),
+         "wrong_type:amount"),
+        ("coerced_types", serde.PAYMENTS, k, _text({**pay, F.AMOUNT: "1299"}).encode(),
+         "wrong_type:amount"),
+        ("coerced_types", serde.PAYMENTS, k, _text({**pay, F.ORDER_ID: 12345}).encode(),
+         "wrong_type:order_id"),
+        ("coerced_types", serde.PAYMENTS, k, _text({**pay, F.METHOD: True}).encode(),
+         "wrong_type:method"),
+        ("timestamps", serde.PAYMENTS, k,
+         _text({**pay, F.PAYMENT_TS: pay[F.PAYMENT_TS][:19]}).encode(),
+         "wrong_type:payment_ts"),  # no offset
+        ("timestamps", serde.PAYMENTS, k,
+         _text({**pay, F.PAYMENT_TS: pay[F.PAYMENT_TS].replace("T", " ")}).encode(),
+         "wrong_type:payment_ts"),
+        ("timestamps", serde.ORDERS, k,
+         _text({**order, F.ORDER_TS: 1_767_225_600_000}).encode(), "wrong_type:order_ts"),
+    ]  # fmt: skip
 
 
-def future(pay: dict[str, Any]) -> tuple[str, bytes, bytes]:
+CLASSES = ["coerced_types", "lax_json", "lone_surrogate", "not_utf8", "nul", "numbers",
+           "timestamps"]  # fmt: skip
+
+
+def future(pay: dict[str, Any]) -> Record:
     """A valid payment dated far past its Kafka timestamp (`future_event_time`). The ground
     truth cannot know Kafka timestamps, so this one is checked apart from it."""
     dated = {**pay, F.PAYMENT_ID: "hp-future", F.PAYMENT_TS: "2099-01-01T00:00:00Z"}
@@ -179,46 +188,96 @@ def _late_enough(sc: Scenario) -> tuple[dict[str, Any], dict[str, Any]]:
     return order, pay
 
 
-def test_every_class_of_hostile_input_is_a_dead_letter_and_the_rest_equals_truth(
-    spark: Any, pipeline_settings: Settings
-) -> None:
-    s = small_batches(pipeline_settings)
+@pytest.fixture(scope="module")
+def hostile_run(spark: Any, settings: Settings, tmp_path_factory: Any) -> dict[str, Any]:
+    """One run of the job over a valid dirty scenario with every class of hostile input mixed
+    in (produced after it, into the same topics); what it wrote, and what was expected."""
+    name = f"hostile-{uuid.uuid4().hex[:8]}"
+    s = small_batches(isolated(settings, name, str(tmp_path_factory.mktemp(name) / "cp")))
     sc = _scenario(s)
     order, pay = _late_enough(sc)
-    bad = hostile(order, pay)
-    good = hostile_valid(order, pay)
-    ahead = future(pay)
-    # the parser's verdicts are the ones this table expects (an independent statement of them)
-    limits = {"max_future_ms": 300_000, "kafka_ts": _now_ms()}
-    for kind, key, value, want in bad:
-        assert wire.check(KIND[kind], key, value, **limits) == want, value[:80]
-    assert wire.check(PAYMENT, ahead[1], ahead[2], **limits) == "future_event_time"
-    full = _append(sc, [*((t, k, v) for t, k, v, _ in bad), *good])
+    bad, good, ahead = hostile(order, pay), hostile_valid(order, pay), future(pay)
+    full = _append(sc, [*((t, k, v) for _, t, k, v, _ in bad), *good])
     truth = compute_truth(full, s.topics.orders, s.topics.payments).to_json()
     create_topics(s)
     _produce(s, [(e.topic, e.key, e.value) for e in sc.emissions])
-    _produce(s, [*((t, k, v) for t, k, v, _ in bad), *good, ahead])
-
+    _produce(s, [*((t, k, v) for _, t, k, v, _ in bad), *good, ahead])
     drain(spark, s, MongoSink(s))
-
     outcomes, dead = _all_docs(s)
-    (far,) = [d for d in dead if d["reason"] == "future_event_time"]
-    assert (far["raw_key"], far["raw_value"]) == ahead[1:]
-    dead.remove(far)
-    assert differences(truth, outcomes, dead) == [], "the valid scenario must equal its truth"
-    # each hostile message: its reason, and its key and value bytes exactly, as BSON binary
-    got = Counter((d["reason"], d["raw_key"], d["raw_value"]) for d in dead)
-    want = Counter((r, k, v) for _, k, v, r in bad)
-    assert want - got == Counter()
-    for d in dead:
+    return {"s": s, "truth": truth, "outcomes": outcomes, "dead": dead, "bad": bad,
+            "ahead": ahead}  # fmt: skip
+
+
+def test_the_valid_scenario_beside_hostile_input_equals_its_truth(
+    hostile_run: dict[str, Any],
+) -> None:
+    assert {r[0] for r in hostile_run["bad"]} == set(CLASSES)
+    dead = [d for d in hostile_run["dead"] if d["reason"] != "future_event_time"]
+    assert differences(hostile_run["truth"], hostile_run["outcomes"], dead) == []
+    for d in hostile_run["dead"]:
         assert isinstance(d["raw_value"], bytes) and isinstance(d["preview"], str)
-    # valid events with hostile extras: stored with the contract's fields only
-    by_id = {d["_id"]: d for d in outcomes}
+
+
+@pytest.mark.parametrize("cls", CLASSES)
+def test_each_hostile_message_is_a_dead_letter_with_its_reason_and_exact_bytes(
+    hostile_run: dict[str, Any], cls: str
+) -> None:
+    rows = [r for r in hostile_run["bad"] if r[0] == cls]
+    limits = {"max_future_ms": 300_000, "kafka_ts": _now_ms()}
+    for _, kind, key, value, want in rows:  # the parser's verdict, stated independently here
+        assert wire.check(KIND[kind], key, value, **limits) == want, value[:80]
+    got = Counter((d["reason"], d["raw_key"], d["raw_value"]) for d in hostile_run["dead"])
+    want = Counter((r, k, v) for _, _, k, v, r in rows)
+    assert rows and want - got == Counter(), "each message once, key and value exactly as sent"
+
+
+def test_names_mongodb_cannot_store_are_dropped_with_the_rest_of_the_unknown_fields(
+    hostile_run: dict[str, Any],
+) -> None:
+    """`$set`, `promo.code`, a NUL in a name, 120 levels of nesting, a `$inc` in a payment: the
+    events are valid, and stored with the contract's fields only."""
+    by_id = {d["_id"]: d for d in hostile_run["outcomes"]}
     first = by_id["hx-1"]
     assert first["payment_ids"] == ["hp-1"] and first["paid"] == 1299  # no `$inc` applied
     assert set(first["order"]) == {F.CUSTOMER_ID, F.STORE_ID, F.CHANNEL, F.ITEMS}
-    assert by_id["hx-1-b"]["amount"] == 0
-    assert by_id["hx-1-c"]["order_ts"] == first["order_ts"]  # +02:00 read as the same instant
+    assert not any(k.startswith("$") or "." in k for k in first)
+    assert by_id["hx-1-b"]["amount"] == 0  # `-0`, with an escaped key name
+    assert by_id["hx-1-c"]["order_ts"] == first["order_ts"]  # +02:00: the same instant
+
+
+def test_an_event_far_past_its_kafka_time_is_a_dead_letter(hostile_run: dict[str, Any]) -> None:
+    ahead = hostile_run["ahead"]
+    limits = {"max_future_ms": 300_000, "kafka_ts": _now_ms()}
+    assert wire.check(PAYMENT, ahead[1], ahead[2], **limits) == "future_event_time"
+    (far,) = [d for d in hostile_run["dead"] if d["reason"] == "future_event_time"]
+    assert (far["raw_key"], far["raw_value"]) == ahead[1:]
+
+
+def test_a_value_larger_than_mongodb_holds_is_kept_in_part(
+    spark: Any, pipeline_settings: Settings
+) -> None:
+    """A 17 MB message (the topic allows it): a `too_large` dead letter keeping the first 8 MiB
+    with the size and SHA-256, and the job goes on."""
+    s = pipeline_settings
+    big = 17 * 1_048_576
+    admin = AdminClient(s.kafka.client_config())
+    topics = [NewTopic(t, 1, 1, config={"max.message.bytes": str(2 * big)})
+              for t in (s.topics.orders, s.topics.payments)]  # fmt: skip
+    for f in admin.create_topics(topics).values():
+        f.result(30)
+    value = b'{"order_id":"' + b"x" * big + b'"}'
+    ok = Order("o-ok", "c", "s", "web", (), 100, "EUR", 1_767_225_600_000, 1_767_225_600_000)
+    p = Producer({**s.kafka.client_config(), "message.max.bytes": 2 * big})
+    p.produce(s.topics.orders, key=b"o-big", value=value)
+    p.produce(s.topics.orders, key=b"o-ok", value=serde.encode(ok))
+    assert p.flush(60) == 0
+    drain(spark, s, MongoSink(s))
+    (dead,) = docs(s, s.mongo.dead_letters_collection).values()
+    assert dead["reason"] == "too_large" and dead["raw_key"] == b"o-big"
+    assert dead["raw_value_truncated"] is True and dead["raw_value_size"] == len(value)
+    assert dead["raw_value"] == value[: 8 * 1_048_576]
+    assert dead["raw_value_sha256"] == hashlib.sha256(value).hexdigest()
+    assert docs(s, s.mongo.outcomes_collection)["o-ok"]["status"] == "PENDING"
 
 
 @pytest.mark.parametrize("shape", ["tws", "state"])
@@ -285,6 +344,36 @@ def test_sink_dead_letters_documents_the_database_refuses(pipeline_settings: Set
     assert all(d["reason"] == "unstorable_document" and d["error"] for d in refused.values())
     marker = PartitionWriter(s).partition_marker_id(0)
     assert db[s.mongo.batches_collection].find_one({"_id": marker})
+
+
+_keys = st.one_of(st.text(max_size=6), st.sampled_from(["$set", "a.b", "a\x00b", "_id", "\ud800"]))
+_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_keys, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.lists(st.dictionaries(_keys, _values, max_size=5), min_size=1, max_size=20))
+def test_generated_documents_never_stop_the_sink(
+    settings: Settings, tmp_path_factory: Any, generated: list[dict[str, Any]]
+) -> None:
+    """Whatever documents reach the sink, writing a partition never fails for them: each is
+    stored, or dead-lettered as `unstorable_document` with the error."""
+    name = f"sinkgen-{uuid.uuid4().hex[:8]}"
+    s = isolated(settings, name, str(tmp_path_factory.mktemp(name) / "cp"))
+    rows = [
+        Row("outcome", f"g{i}", json.dumps({**d, "order": {}}), None)  # first outcomes: inserts
+        for i, d in enumerate(generated)
+    ]
+    stats = PartitionWriter(s).write_rows(rows, batch_id=0, partition=0)
+    db = mongo_db(s)
+    stored = {d["_id"] for d in db[s.mongo.outcomes_collection].find({}, {"_id": 1})}
+    refused = {d["doc_id"] for d in db[s.mongo.dead_letters_collection].find()}
+    assert stored | refused == {r.doc_id for r in rows} and not stored & refused
+    assert stats.counts["refused"] == len(refused)
+    db.client.drop_database(db.name)
 
 
 _garbage = st.one_of(
