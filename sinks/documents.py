@@ -87,13 +87,14 @@ def dead_letter_write(row: Row, doc: dict[str, Any], written_at_ms: int) -> Writ
     return _write(row.doc_id, fields, {"dead_lettered_at": written_at_ms}, True)
 
 
-_BAD_KEY = re.compile(r'^\$|[.\x00-\x1f\x7f-\x9f"\\]')
+_BAD_KEY = re.compile(r'^\$|[.\x00-\x1f"\\]')
 
 
 def unstorable_key(value: Any) -> str | None:
     """The first field name in `value` (nested too) that the sink will not send: one MongoDB
     refuses (a leading `$`, a `.`, NUL) or one FerretDB v1 on SQLite stores as invalid JSON and
-    then fails every later read of the whole collection with (control characters, `"`, `\`:
+    then fails every later read of the whole collection with (C0 control characters, `"`,
+    backslash:
     measured here). The job's own documents never have such names; this guards the database
     against any that would."""
     if isinstance(value, dict):

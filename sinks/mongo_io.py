@@ -230,11 +230,12 @@ class PartitionWriter(MongoStore):
         refused: list[dict[str, Any]] = []
         checked: list[Write] = []
         for w in writes:
-            bad = unstorable_key(w.upsert._doc["$set"])  # (the $min paths are the sink's own)
-            if bad is None:
+            fields: Any = w.upsert._doc
+            name_refused = unstorable_key(fields["$set"])  # (the $min paths are the sink's own)
+            if name_refused is None:
                 checked.append(w)
             else:
-                error = f"field name {bad} is not stored (see sinks/documents.py)"
+                error = f"field name {name_refused} is not stored (see sinks/documents.py)"
                 refused.append(refused_letter(name, w.doc_id, w.upsert, error))
         writes = checked
         inserts = [w for w in writes if w.insert is not None]
