@@ -80,10 +80,15 @@ def outcome_write(row: Row, written_at_ms: int) -> Write:
     return _write(row.doc_id, fields, timing, first)
 
 
+def _bytes(data: bytes | bytearray | None) -> bytes | None:
+    """BSON binary needs `bytes` (Spark's Rows hand binary over as bytearray)."""
+    return None if data is None else bytes(data)
+
+
 def dead_letter_write(row: Row, doc: dict[str, Any], written_at_ms: int) -> Write:
     """`doc` is `row.doc` parsed (the caller has parsed it already). The message's key and value
     are stored exactly, as BSON binary (pymongo writes `bytes` so), beside their previews."""
-    fields = {**doc, "raw_key": row.raw_key, "raw_value": row.raw_value}
+    fields = {**doc, "raw_key": _bytes(row.raw_key), "raw_value": _bytes(row.raw_value)}
     return _write(row.doc_id, fields, {"dead_lettered_at": written_at_ms}, True)
 
 
