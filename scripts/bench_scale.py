@@ -4,6 +4,7 @@
     python -m scripts.bench_scale open-state [--open 10000,100000,1000000,3000000] [--shape tws]
     python -m scripts.bench_scale memory [--events 100000,1000000]
     python -m scripts.bench_scale cluster [--events 200000] [--workers 1,2]
+    python -m scripts.bench_scale horizon [--events 100000] [--shape tws]
 
 spark: Spark's own cost. The same preloaded events (a seeded scenario with the default dirt) are
   drained by each shape into a sink that computes every batch and writes nothing (`noop`), and by
@@ -15,6 +16,7 @@ cluster: Spark's own cost on the local standalone cluster (scripts/cluster.py): 
   preloaded events drained by the default shape under spark-submit, with 1 and with 2 one-core
   workers; with the driver's peak memory (its JVM and its Python) and, from the event log,
   where the executors' time went (scripts/eventlog.py).
+horizon: the state the de-duplication horizon keeps (closed ids), against none.
 memory: the driver's peak memory while a preloaded backlog is drained in one batch with the
   real sink (rows written from the executors).
 """
@@ -128,6 +130,39 @@ def spark_side(base: Settings, events: int, shapes: list[str], topics: str | Non
                 result[f"ratio_{shape}_to_per_key"] = round(
                     result[shape]["events_per_s"] / result["per_key"]["events_per_s"], 1
                 )
+    print(json.dumps(result, indent=1))
+
+
+def horizon(base: Settings, events: int, shape: str) -> None:
+    """What the de-duplication horizon costs in state: the same scenario (short windows, so
+    nearly every order closes) drained with no horizon and with the default one; the state rows
+    and bytes each run ends with, and the difference per order closed."""
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    windows = {"window_after_s": 60, "skew_before_s": 30, "allowed_lateness_s": 180}
+    short = base.model_copy(update={"pipeline": base.pipeline.model_copy(update=windows)})
+    s = isolated(short, name, max_offsets_per_trigger=10_000)
+    n = preload(s, events)
+    spark = build_session(s.spark)
+    result: dict[str, Any] = {"benchmark": "dedup-horizon", "events": n, "shape": shape}
+    for horizon_s in (0, base.pipeline.dedup_horizon_s):
+        run = with_shape(checkpoint(s, f"{name}-h{horizon_s}"), shape, dedup_horizon_s=horizon_s)
+        seconds, progress = drain(spark, run, shape, n)
+        op = progress[-1]["stateOperators"][0]
+        custom = op.get("customMetrics", {})
+        result[f"horizon_{horizon_s}s"] = {
+            "seconds": round(seconds, 1),
+            "state_rows": op["numRowsTotal"],
+            "state_memory_bytes": op["memoryUsedBytes"],
+            "rocksdb_sst_bytes": custom.get("rocksdbSstFileSize"),
+            "watermark": progress[-1].get("eventTime", {}).get("watermark"),
+        }
+        print(json.dumps({horizon_s: result[f"horizon_{horizon_s}s"]}), flush=True)
+    spark.stop()
+    none, full = (result[f"horizon_{h}s"] for h in (0, base.pipeline.dedup_horizon_s))
+    result["extra_rows"] = full["state_rows"] - none["state_rows"]
+    if none["rocksdb_sst_bytes"] is not None and result["extra_rows"] > 0:
+        extra = full["rocksdb_sst_bytes"] - none["rocksdb_sst_bytes"]
+        result["sst_bytes_per_extra_row"] = round(extra / result["extra_rows"])
     print(json.dumps(result, indent=1))
 
 
@@ -355,7 +390,7 @@ def cluster(base: Settings, events: int, workers: list[int]) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.bench_scale", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    p.add_argument("mode", choices=["spark", "open-state", "memory", "cluster"])
+    p.add_argument("mode", choices=["spark", "open-state", "memory", "cluster", "horizon"])
     p.add_argument("--topics", help="spark: drain an earlier run's topics (no preload)")
     p.add_argument("--workers", default="1,2", help="cluster: worker counts to compare")
     p.add_argument("--events", default="100000", help="spark, cluster: N; memory: N,N,...")
@@ -370,6 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     s = load_settings()
     if args.mode == "spark":
         spark_side(s, int(args.events), args.shapes.split(","), args.topics)
+    elif args.mode == "horizon":
+        horizon(s, int(args.events), args.shape)
     elif args.mode == "cluster":
         cluster(s, int(args.events), [int(x) for x in args.workers.split(",")])
     elif args.mode == "open-state":
