@@ -101,6 +101,7 @@ class Reason(str, Enum):
     INVALID_VALUE = "invalid_value"
     UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
     NEGATIVE_AMOUNT = "negative_amount"
+    KEY_MISMATCH = "key_mismatch"
     FUTURE_EVENT_TIME = "future_event_time"
     LATE = "late"
     # a payment_id already used for another order: a payment pays one order (the first wins)

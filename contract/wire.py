@@ -25,6 +25,8 @@ Checks, in order; the first that fails names the reason (`Reason` in contract/ev
     invalid_value:<f>    a string field empty, longer than MAX_STRING, or holding a control
                          character (NUL included)
     unknown_schema_version, negative_amount
+    key_mismatch         the Kafka key is not the event's order_id (UTF-8): the topics are keyed
+                         by order_id, so a keyless or mis-keyed message breaks the contract
     future_event_time    the event time is more than `max_future_ms` past the message's Kafka
                          timestamp (only when one is given): one such event would otherwise move
                          the watermark ahead and make every later event late
@@ -182,8 +184,10 @@ def parse(
     kafka_ts: int | None = None,
     max_bytes: int = MAX_BYTES,
     max_future_ms: int | None = None,
+    check_key: bool = True,
 ) -> dict[str, Any]:
-    """A message on the `kind` (ORDER or PAYMENT) topic -> its contract fields, or Invalid."""
+    """A message on the `kind` (ORDER or PAYMENT) topic -> its contract fields, or Invalid.
+    `check_key=False` checks the value alone (the producers' own encode/decode round trips)."""
     if key is not None:
         try:
             key.decode("utf-8")
@@ -194,6 +198,8 @@ def parse(
     if len(value) > max_bytes:
         raise Invalid(reason(Reason.TOO_LARGE))
     fields = fields_of(kind, _load(value))
+    if check_key and (key is None or key.decode("utf-8") != fields[F.ORDER_ID]):
+        raise Invalid(reason(Reason.KEY_MISMATCH))
     if (
         kafka_ts is not None
         and max_future_ms is not None

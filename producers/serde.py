@@ -107,18 +107,23 @@ def kind_of(event: Event) -> str:
     return ORDERS if isinstance(event, Order) else PAYMENTS
 
 
+_VALUE_ONLY = b"\x00value only"  # not a key: check the value alone
+
+
 def _check(
-    kind: str, raw: bytes, key: bytes | None = None
+    kind: str, raw: bytes, key: bytes | None = _VALUE_ONLY
 ) -> tuple[str | None, dict[str, Any] | None]:
     try:
-        return None, wire.parse(CONTRACT_KIND[kind], key, raw)
+        only = key is _VALUE_ONLY
+        return None, wire.parse(CONTRACT_KIND[kind], None if only else key, raw, check_key=not only)
     except wire.Invalid as exc:
         return str(exc), None
 
 
-def validate(kind: str, raw: bytes, key: bytes | None = None) -> str | None:
-    """The dead-letter reason of a raw message (and its key) on topic kind `orders`/`payments`,
-    or None (`contract.wire.parse`, the job's own parser)."""
+def validate(kind: str, raw: bytes, key: bytes | None = _VALUE_ONLY) -> str | None:
+    """The dead-letter reason of a raw message on topic kind `orders`/`payments`, or None
+    (`contract.wire.parse`, the job's own parser). With `key` (None: a keyless message) the key
+    is checked too, as the job does."""
     return _check(kind, raw, key)[0]
 
 

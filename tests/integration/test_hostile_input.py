@@ -89,6 +89,9 @@ def hostile(order: dict[str, Any], pay: dict[str, Any]) -> list[Expected]:
         ("lax_json", serde.PAYMENTS, k, p.replace("{", '{"amount":1,', 1).encode(),
          "invalid_json"),
         ("lax_json", serde.ORDERS, k, b"[1,2]", "not_an_object"),
+        ("keys", serde.PAYMENTS, b"another-order", p.encode(), "key_mismatch"),
+        ("keys", serde.ORDERS, None, o.encode(), "key_mismatch"),
+        ("keys", serde.ORDERS, b"", o.encode(), "key_mismatch"),
         ("numbers", serde.PAYMENTS, k, _text({**pay, F.AMOUNT: 2**64}).encode(),
          "out_of_range:amount"),
         ("numbers", serde.PAYMENTS, k, _text({**pay, F.AMOUNT: 12.0}).encode(),
@@ -112,7 +115,7 @@ def hostile(order: dict[str, Any], pay: dict[str, Any]) -> list[Expected]:
     ]  # fmt: skip
 
 
-CLASSES = ["coerced_types", "lax_json", "lone_surrogate", "not_utf8", "nul", "numbers",
+CLASSES = ["coerced_types", "keys", "lax_json", "lone_surrogate", "not_utf8", "nul", "numbers",
            "timestamps"]  # fmt: skip
 
 

@@ -133,7 +133,7 @@ def test_numbers_and_json_types(changes: dict[str, Any], want: str) -> None:
 
 def test_minus_zero_integer_is_zero() -> None:
     text = PAY_TEXT.replace(f'"amount":{PAY["amount"]}', '"amount":-0').encode()
-    assert wire.parse(PAYMENT, None, text)[F.AMOUNT] == 0
+    assert wire.parse(PAYMENT, b"o-1", text)[F.AMOUNT] == 0
 
 
 def test_huge_integer_text_is_rejected_not_crashed() -> None:
@@ -153,7 +153,7 @@ def test_huge_integer_text_is_rejected_not_crashed() -> None:
     ],
 )
 def test_accepted_timestamps(ts: str, ms: int) -> None:
-    assert wire.parse(PAYMENT, None, _pay(payment_ts=ts))[F.PAYMENT_TS] == ms
+    assert wire.parse(PAYMENT, b"o-1", _pay(payment_ts=ts))[F.PAYMENT_TS] == ms
 
 
 @pytest.mark.parametrize(
@@ -183,6 +183,12 @@ def test_unknown_fields_are_dropped_whatever_their_names() -> None:
     assert set(fields) == set(serde.FIELDS[serde.ORDERS])
     assert fields[F.ORDER_TS] == AN_ORDER.order_ts  # typed: epoch ms
     assert fields[F.ITEMS][0][F.QUANTITY] == AN_ORDER.items[0].quantity
+
+
+@pytest.mark.parametrize("key", [None, b"", b"o-2", b"O-1", b"o-1 "])
+def test_key_that_is_not_the_order_id(key: bytes | None) -> None:
+    assert _reason(_pay(), key) == "key_mismatch"
+    assert _reason(_pay(amount="x"), key) == "wrong_type:amount"  # the value is checked first
 
 
 def test_too_large_and_future_event_time() -> None:
@@ -225,8 +231,10 @@ def test_any_json_object_gives_a_reason_or_typed_fields(obj: dict[str, Any]) -> 
         value = json.dumps(merged).encode("utf-8", "surrogatepass")
     except ValueError:
         return  # NaN etc. json.dumps refuses by default here: covered above
+    key = merged[F.ORDER_ID].encode("utf-8", "surrogatepass") if isinstance(
+        merged[F.ORDER_ID], str) else None  # fmt: skip
     try:
-        fields = wire.parse(PAYMENT, None, value)
+        fields = wire.parse(PAYMENT, key, value)
     except wire.Invalid:
         return
     assert set(fields) == set(serde.FIELDS[serde.PAYMENTS])
