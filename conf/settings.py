@@ -9,10 +9,10 @@ env prefix is named in its docstring; `.env.example` lists every variable. Secre
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from dotenv import load_dotenv
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.rules import Rules
@@ -225,17 +225,36 @@ class Settings(BaseSettings):
         )
 
 
+class SettingsError(ValueError):
+    """A setting from the environment or `.env` is invalid. The message names each variable and
+    what is wrong with it in one line; a secret's value is never shown."""
+
+
+def _explain(group: type[BaseSettings], exc: ValidationError) -> str:
+    prefix = str(group.model_config.get("env_prefix", ""))
+    problems = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else ""
+        name = f"{prefix}{field}".upper()
+        secret = "SecretStr" in str(group.model_fields[field].annotation) if field else False
+        shown = "(hidden)" if secret else repr(err.get("input"))
+        problems.append(f"{name}={shown}: {err['msg']}")
+    return "; ".join(problems)
+
+
 def load_settings(env_file: str | Path | None = None, **overrides: object) -> Settings:
     """Read `.env` (without overriding the real environment), then build the settings.
 
     `overrides` replace whole groups, e.g. `load_settings(topics=TopicSettings(orders="x"))`.
+    Raises SettingsError (one line, naming the variables) for invalid values.
     """
     load_dotenv(env_file or REPO_ROOT / ".env", override=False)
-    return Settings(
-        kafka=KafkaSettings(),
-        mongo=MongoSettings(),
-        topics=TopicSettings(),
-        spark=SparkSettings(),
-        pipeline=PipelineSettings(),
-        stack=StackSettings(),
-    ).model_copy(update=overrides)
+    groups: dict[str, Any] = {}
+    for name, group in (("kafka", KafkaSettings), ("mongo", MongoSettings),
+                        ("topics", TopicSettings), ("spark", SparkSettings),
+                        ("pipeline", PipelineSettings), ("stack", StackSettings)):  # fmt: skip
+        try:
+            groups[name] = group()
+        except ValidationError as exc:
+            raise SettingsError(_explain(group, exc)) from None
+    return Settings(**groups).model_copy(update=overrides)

@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
-from conf.settings import Settings, load_settings
-from contract.rules import Rules
+from conf.settings import Settings, SettingsError, load_settings
 from producers import serde
 from producers.scenario import START_MS, ScenarioConfig, generate
 
@@ -27,7 +27,43 @@ _DEFAULTS = ScenarioConfig()
 
 def _env(name: str, default: Any, cast: Callable[[str], Any] = str) -> Any:
     raw = os.environ.get(name)
-    return default if raw in (None, "") else cast(raw)
+    if raw in (None, ""):
+        return default
+    try:
+        return cast(raw)
+    except (ValueError, argparse.ArgumentTypeError) as exc:
+        raise SettingsError(f"{name}={raw!r}: {exc}") from None
+
+
+def _at_least_zero(cast: Callable[[str], Any]) -> Callable[[str], Any]:
+    def check(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
+        return value
+
+    check.__name__ = cast.__name__
+    return check
+
+
+def _probability(text: str) -> float:
+    value = _at_least_zero(float)(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"a probability is between 0 and 1, not {text}")
+    return float(value)
+
+
+def _timestamp(text: str) -> str:
+    try:
+        serde.parse_iso(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an RFC 3339 timestamp with an offset (e.g. 2026-01-01T00:00:00Z): {text!r}"
+        ) from None
+    return text
 
 
 def build_parser(prog: str, description: str, settings: Settings) -> argparse.ArgumentParser:
@@ -42,19 +78,19 @@ def build_parser(prog: str, description: str, settings: Settings) -> argparse.Ar
             help=f"{text} (env {env}, default %(default)s)",
         )
 
-    add("--count", "PRODUCER_COUNT", 10_000, int, "orders in the scenario")
+    add("--count", "PRODUCER_COUNT", 10_000, _at_least_zero(int), "orders in the scenario")
     add(
         "--rate",
         "PRODUCER_RATE",
         0.0,
-        float,
+        _at_least_zero(float),
         "sim clock: messages/s, 0 = as fast as possible; wall clock: orders/s of event time",
     )
     add(
         "--duration",
         "PRODUCER_DURATION_S",
         0.0,
-        float,
+        _at_least_zero(float),
         "stop sending after this many s, 0 = no limit",
     )
     add("--seed", "PRODUCER_SEED", _DEFAULTS.seed, int, "seed of the scenario")
@@ -69,28 +105,28 @@ def build_parser(prog: str, description: str, settings: Settings) -> argparse.Ar
         "--start",
         "PRODUCER_START",
         serde.iso(START_MS),
-        str,
+        _timestamp,
         "event time of the first order with --clock sim (ISO-8601)",
     )
     add(
         "--event-rate",
         "PRODUCER_EVENT_RATE",
         _DEFAULTS.event_rate,
-        float,
+        _at_least_zero(float),
         "orders per second of event time",
     )
     add(
         "--payment-delay-min-s",
         "PRODUCER_PAYMENT_DELAY_MIN_S",
         _DEFAULTS.payment_delay_min_ms / 1000,
-        float,
+        _at_least_zero(float),
         "smallest payment delay after its order",
     )
     add(
         "--payment-delay-max-s",
         "PRODUCER_PAYMENT_DELAY_MAX_S",
         _DEFAULTS.payment_delay_max_ms / 1000,
-        float,
+        _at_least_zero(float),
         "largest payment delay after its order",
     )
     for name in PROBABILITIES:
@@ -99,7 +135,7 @@ def build_parser(prog: str, description: str, settings: Settings) -> argparse.Ar
             f"--{name.replace('_', '-')}",
             f"PRODUCER_{name.upper()}",
             getattr(_DEFAULTS, name),
-            float,
+            _probability,
             f"probability per order: {words}",
         )
     add("--truth", "PRODUCER_TRUTH", None, str, "write the scenario's expected outcome here (JSON)")
@@ -110,8 +146,7 @@ def build_parser(prog: str, description: str, settings: Settings) -> argparse.Ar
 
 
 def scenario_config(args: argparse.Namespace, settings: Settings) -> ScenarioConfig:
-    pl = settings.pipeline
-    rules = Rules.from_seconds(pl.window_after_s, pl.skew_before_s, pl.allowed_lateness_s)
+    rules = settings.pipeline.rules()
     event_rate = args.event_rate
     if args.clock == "wall":
         start_ms = int(time.time() // 60) * 60_000
@@ -134,7 +169,23 @@ def scenario_config(args: argparse.Namespace, settings: Settings) -> ScenarioCon
 
 
 def run(kinds: tuple[str, ...], prog: str, description: str, argv: list[str] | None = None) -> int:
-    """Produce the emissions of topic kinds `kinds` of the scenario the flags describe."""
+    """Produce the emissions of topic kinds `kinds` of the scenario the flags describe. A bad
+    setting, flag or unreachable broker ends it with one line naming the problem (exit 2 for
+    settings and flags, 1 when Kafka cannot be reached), never a traceback."""
+    from confluent_kafka import KafkaException
+
+    try:
+        return _run(kinds, prog, description, argv)
+    except (SettingsError, ValueError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KafkaException as exc:
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or "the configured bootstrap servers"
+        print(f"{prog}: error: Kafka at {bootstrap} failed: {exc.args[0].str()}", file=sys.stderr)
+        return 1
+
+
+def _run(kinds: tuple[str, ...], prog: str, description: str, argv: list[str] | None) -> int:
     from producers.kafka_io import Sender
     from producers.topics import ensure_topics
     from producers.truth import compute_truth, write_truth

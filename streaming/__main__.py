@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from conf.settings import load_settings
+from conf.settings import SettingsError, load_settings
 
 logger = logging.getLogger("streaming")
 
@@ -95,7 +95,11 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)
-    settings = load_settings()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"python -m streaming: error: {exc}", file=sys.stderr)
+        return 2
 
     from sinks.kafka_io import kafka_publisher
     from sinks.mongo_io import MongoSink, PaymentClaims
