@@ -362,7 +362,8 @@ def cluster(base: Settings, events: int, workers: list[int]) -> None:
         s = base.model_copy(update={"stack": base.stack.model_copy(update={"spark_workers": w})})
         logs = REPO_ROOT / ".stack" / "bench" / f"{name}-eventlog-w{w}"
         logs.mkdir(parents=True, exist_ok=True)
-        conf = {"spark.eventLog.enabled": "true", "spark.eventLog.dir": logs.as_uri()}
+        conf = {"spark.eventLog.enabled": "true", "spark.eventLog.dir": logs.as_uri(),
+                "spark.eventLog.compress": "false"}  # fmt: skip
         cluster_ctl.up(s)
         try:
             args = ["spark", "--shapes", "tws", "--topics", name]
@@ -379,9 +380,10 @@ def cluster(base: Settings, events: int, workers: list[int]) -> None:
             raise RuntimeError(f"workers={w} exit={job.returncode}: {err[-3000:]}")
         result = json.loads(lines[0])["tws"]
         result["driver_rss_mb_peak"] = {k: round(v) for k, v in rss.peak.items()}
-        (log,) = [p for p in logs.iterdir() if p.is_file()]
-        with log.open(encoding="utf-8") as f:
-            result["where_the_time_goes"] = breakdown(f)
+        # Spark 4 rolls its event log: a directory of events_<n>_<app> files
+        parts = sorted(logs.rglob("events_*"), key=lambda p: int(p.name.split("_")[1]))
+        lines = [line for part in parts for line in part.read_text().splitlines()]
+        result["where_the_time_goes"] = breakdown(lines)
         results[f"workers_{w}"] = result
         print(json.dumps({f"workers_{w}": result}), flush=True)
     if len(workers) == 2:
