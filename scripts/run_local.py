@@ -73,7 +73,8 @@ def main() -> int:
             return done.returncode
     print(
         f"\nDocuments are in MongoDB database {env['MONGO_DATABASE']} "
-        f"(collections {base.mongo.outcomes_collection}, {base.mongo.dead_letters_collection})."
+        f"(collections {base.mongo.outcomes_collection}, {base.mongo.orphans_collection}, "
+        f"{base.mongo.dead_letters_collection})."
     )
     return 0
 

@@ -23,7 +23,7 @@ logger = logging.getLogger("streaming")
 
 
 def summary(settings: Any) -> dict[str, int]:
-    """Outcomes by status and dead letters by reason, as stored in MongoDB."""
+    """Outcomes and orphan payments by status, dead letters by reason, as stored in MongoDB."""
     from pymongo import MongoClient
 
     m = settings.mongo
@@ -31,9 +31,10 @@ def summary(settings: Any) -> dict[str, int]:
     with MongoClient(m.uri.get_secret_value(), serverSelectionTimeoutMS=10_000) as client:
         db: Any = client[m.database]
         counts: dict[str, int] = {}
-        for doc in db[m.outcomes_collection].find({}, {"status": 1, "final": 1}):
-            key = f"{doc['status']}{'' if doc.get('final') else ' (provisional)'}"
-            counts[key] = counts.get(key, 0) + 1
+        for name in (m.outcomes_collection, m.orphans_collection):
+            for doc in db[name].find({}, {"status": 1, "final": 1}):
+                key = f"{doc['status']}{'' if doc.get('final') else ' (provisional)'}"
+                counts[key] = counts.get(key, 0) + 1
         for doc in db[m.dead_letters_collection].find({}, {"reason": 1}):
             key = f"dead letter: {doc['reason'].split(':')[0]}"
             counts[key] = counts.get(key, 0) + 1
