@@ -117,17 +117,17 @@ def compute_truth(
         why = serde.validate(em.topic, em.value, em.key)
         if why is None and em.dirt is Dirt.LATE:
             why = reason(Reason.LATE)
-        if why is None and em.topic == serde.PAYMENTS:
-            pay = serde.decode_payment(em.value)
-            first = payments.get(pay.payment_id)
-            if first is not None and first.order_id != pay.order_id:
-                why = reason(Reason.PAYMENT_ID_REUSED)
-        if why is not None:
+        ev = serde.decode(em.topic, em.value) if why is None else None
+        if isinstance(ev, Payment):
+            first = payments.get(ev.payment_id)
+            if first is not None and first.order_id != ev.order_id:
+                why, ev = reason(Reason.PAYMENT_ID_REUSED), None
+        if ev is None:
+            assert why is not None  # a message is decoded exactly when it has no reason
             key = em.key.decode("utf-8", "surrogateescape") if em.key is not None else None
             value = em.value.decode("utf-8", "surrogateescape")
             dead.append(DeadLetter(names[em.topic], key, why, value))
             continue
-        ev = serde.decode(em.topic, em.value)
         max_ts[em.topic] = max(max_ts.get(em.topic, ev.event_ts), ev.event_ts)
         if isinstance(ev, Order):
             orders.setdefault(ev.order_id, ev)

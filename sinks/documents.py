@@ -97,11 +97,10 @@ _BAD_KEY = re.compile(r'^\$|[.\x00-\x1f"\\]')
 
 def unstorable_key(value: Any) -> str | None:
     """The first field name in `value` (nested too) that the sink will not send: one MongoDB
-    refuses (a leading `$`, a `.`, NUL) or one FerretDB v1 on SQLite stores as invalid JSON and
-    then fails every later read of the whole collection with (C0 control characters, `"`,
-    backslash:
-    measured here). The job's own documents never have such names; this guards the database
-    against any that would."""
+    refuses (a leading `$`, a `.`, NUL), or one FerretDB v1 on SQLite stores as invalid JSON
+    and then fails every later read of the whole collection with (C0 control characters, `"`,
+    backslash: measured here). The job's own documents never have such names; this guards the
+    database against any that would."""
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str) or not k or _BAD_KEY.search(k):

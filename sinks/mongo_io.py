@@ -372,10 +372,9 @@ class PaymentClaims(MongoStore):
         return refused | {(pid, first[pid]) for pid in taken if owner.get(pid) != first[pid]}
 
     def ensure_indexes(self) -> bool:
-        """A TTL index forgets claims after the horizon; False where the server has none
-        (FerretDB v1), and `prune` must do it."""
+        """A TTL index forgets claims after the horizon. Where the server has none (FerretDB
+        v1): a plain index on `claimed_at` for `prune`, which must then do it, and False."""
         coll = self.collection(self.settings.mongo.claims_collection)
-        retry(lambda: coll.create_index([("claimed_at", ASCENDING)]), "create_index")
         try:
             retry(
                 lambda: coll.create_index(
@@ -388,6 +387,7 @@ class PaymentClaims(MongoStore):
         except OperationFailure as exc:
             if exc.code not in (NOT_IMPLEMENTED, INDEX_OPTIONS_CONFLICT):
                 raise
+            retry(lambda: coll.create_index([("claimed_at", ASCENDING)]), "create_index")
             return False
         return True
 

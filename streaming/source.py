@@ -28,6 +28,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as sf
 from pyspark.sql import types as T
+from pyspark.sql.pandas.types import to_arrow_schema
 
 from conf.settings import Settings
 from contract import wire
@@ -56,32 +57,20 @@ PARSED = T.StructType(
         T.StructField("reason", T.StringType()),
     ]
 )
-_ARROW = pa.schema(
-    [
-        pa.field("kind", pa.string()),
-        pa.field("order_id", pa.string()),
-        pa.field("payment_id", pa.string()),
-        pa.field("event_ts", pa.int64()),
-        pa.field("amount", pa.int64()),
-        pa.field("currency", pa.string()),
-        pa.field("method", pa.string()),
-        pa.field("kafka_ts", pa.int64()),
-        pa.field("topic", pa.string()),
-        pa.field("partition", pa.int32()),
-        pa.field("offset", pa.int64()),
-        pa.field("fields", pa.string()),
-        pa.field("raw_key", pa.binary()),
-        pa.field("raw_value", pa.binary()),
-        pa.field("reason", pa.string()),
-    ]
-)
+_ARROW = to_arrow_schema(PARSED)
+# The PARSED columns `parsed_row` computes, in its tuple's order; the others pass through from
+# the Kafka batch (PARSED name -> the batch's column).
+COMPUTED = ("kind", "order_id", "payment_id", "event_ts", "amount", "currency", "method",
+            "fields", "reason")  # fmt: skip
+PASSED = {"kafka_ts": "kafka_ts", "topic": "topic", "partition": "partition", "offset": "offset",
+          "raw_key": "key", "raw_value": "value"}  # fmt: skip
 # the order's own fields an outcome keeps (its ids, amount and time are in the outcome already)
 ORDER_DETAIL = (F.CUSTOMER_ID, F.STORE_ID, F.CHANNEL, F.ITEMS)
 
 
 def parsed_row(kind: str, key: bytes | None, value: bytes | None, kafka_ts: int,
                limits: dict[str, Any]) -> tuple[Any, ...]:  # fmt: skip
-    """One record's PARSED columns from `kind` to `method` and `fields` and `reason`."""
+    """One record's COMPUTED columns, in that order."""
     try:
         f = wire.parse(kind, key, value, kafka_ts=kafka_ts, **limits)
     except wire.Invalid as exc:
@@ -108,21 +97,12 @@ def parser(
                 parsed_row(kind, k, v, ts, limits)
                 for k, v, ts in zip(keys, values, kafka_ts, strict=True)
             ]
-            cols = list(zip(*rows, strict=True)) if rows else [()] * 9
-            names = ("kind", "order_id", "payment_id", "event_ts", "amount", "currency",
-                     "method", "fields", "reason")  # fmt: skip
-            data = dict(zip(names, cols, strict=True))
+            cols = list(zip(*rows, strict=True)) if rows else [()] * len(COMPUTED)
+            computed = dict(zip(COMPUTED, cols, strict=True))
             yield pa.RecordBatch.from_pydict(
                 {
-                    **{n: data[n] for n in names[:7]},
-                    "kafka_ts": batch.column("kafka_ts"),
-                    "topic": batch.column("topic"),
-                    "partition": batch.column("partition"),
-                    "offset": batch.column("offset"),
-                    "fields": data["fields"],
-                    "raw_key": batch.column("key"),
-                    "raw_value": batch.column("value"),
-                    "reason": data["reason"],
+                    n: computed[n] if n in computed else batch.column(PASSED[n])
+                    for n in _ARROW.names
                 },
                 schema=_ARROW,
             )

@@ -179,6 +179,17 @@ def _all_docs(s: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     return outcomes, list(docs(s, s.mongo.dead_letters_collection).values())
 
 
+def _drained_scenario(spark: Any, s: Settings, seed: int) -> tuple[Scenario, dict[str, Any]]:
+    """A dirty scenario produced and drained by the job, which equals its truth; both returned."""
+    sc = _scenario(s, seed=seed)
+    truth = compute_truth(sc, s.topics.orders, s.topics.payments).to_json()
+    create_topics(s)
+    _produce(s, [(e.topic, e.key, e.value) for e in sc.emissions])
+    drain(spark, s, MongoSink(s))
+    assert differences(truth, *_all_docs(s)) == []
+    return sc, truth
+
+
 def _late_enough(sc: Scenario) -> tuple[dict[str, Any], dict[str, Any]]:
     """A new order and its payment dated one minute before the scenario's newest event: never
     late, and not moving the watermark."""
@@ -290,12 +301,7 @@ def test_copies_after_the_close_change_nothing(
     """Copies of closed orders, of their matched payments and of orphaned payments, with other
     content and event times above the watermark, arriving after the close: duplicates."""
     s = small_batches(with_shape(pipeline_settings, shape))
-    sc = _scenario(s, seed=13)
-    truth = compute_truth(sc, s.topics.orders, s.topics.payments).to_json()
-    create_topics(s)
-    _produce(s, [(e.topic, e.key, e.value) for e in sc.emissions])
-    drain(spark, s, MongoSink(s))
-    assert differences(truth, *_all_docs(s)) == []
+    sc, truth = _drained_scenario(spark, s, seed=13)
 
     at = truth["final_watermark_ms"] + 60_000  # above the watermark, below the newest event
     closed = [o for o in truth["orders"] if o["final"] and o["payment_ids"]][:5]
@@ -433,12 +439,7 @@ def test_a_payment_id_pays_one_order(spark: Any, pipeline_settings: Settings, sh
     in another bucket): the second use is a `payment_id_reused` dead letter with its bytes, the
     first order keeps it, the second is not paid by it; a plain copy stays a duplicate."""
     s = small_batches(with_shape(pipeline_settings, shape))
-    sc = _scenario(s, seed=17)
-    truth = compute_truth(sc, s.topics.orders, s.topics.payments).to_json()
-    create_topics(s)
-    _produce(s, [(e.topic, e.key, e.value) for e in sc.emissions])
-    drain(spark, s, MongoSink(s))
-    assert differences(truth, *_all_docs(s)) == []
+    sc, truth = _drained_scenario(spark, s, seed=17)
 
     w = truth["final_watermark_ms"]
     window = s.pipeline.window_after_s * 1000
