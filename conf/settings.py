@@ -82,6 +82,8 @@ class MongoSettings(BaseSettings):
     batches_collection: str = Field("sink_batches", description="MONGO_BATCHES_COLLECTION")
     # payment_id -> the order_id that used it first (a payment pays one order only)
     claims_collection: str = Field("payment_claims", description="MONGO_CLAIMS_COLLECTION")
+    # how long a call waits for a reachable server before it fails (then the sink retries)
+    timeout_ms: int = Field(10_000, ge=100, description="MONGO_TIMEOUT_MS")
 
 
 class TopicSettings(BaseSettings):
@@ -162,6 +164,13 @@ class PipelineSettings(BaseSettings):
     publish_dead_letters: bool = Field(
         False, description="PIPELINE_PUBLISH_DEAD_LETTERS (to TOPIC_DEAD_LETTERS)"
     )
+    # A MongoDB call that cannot reach the server waits MONGO_TIMEOUT_MS, then is retried after
+    # sink_retry_base_s, doubling, up to sink_retries attempts in all: with the defaults an
+    # outage of about a minute is absorbed inside the batch. A longer one fails the batch and
+    # the query (exit 1); `python -m scripts.supervise` (or Dataproc's restartable jobs) starts
+    # it again from the checkpoint.
+    sink_retries: int = Field(5, ge=1, description="PIPELINE_SINK_RETRIES")
+    sink_retry_base_s: float = Field(0.5, ge=0, description="PIPELINE_SINK_RETRY_BASE_S")
 
     def rules(self) -> Rules:
         """The event-time rules these settings describe."""

@@ -73,11 +73,11 @@ STATS_SCHEMA = "stats string"  # one JSON PartitionStats per partition
 _CLIENTS: dict[str, MongoClient[dict[str, Any]]] = {}  # per process: one client per server
 
 
-def client_for(uri: str) -> MongoClient[dict[str, Any]]:
+def client_for(uri: str, timeout_ms: int = 10_000) -> MongoClient[dict[str, Any]]:
     """This process's client for `uri`, made on first use (pymongo clients are thread-safe and
     pool their connections; Spark reuses the Python worker across tasks and batches)."""
     if uri not in _CLIENTS:
-        _CLIENTS[uri] = MongoClient(uri, serverSelectionTimeoutMS=10_000)
+        _CLIENTS[uri] = MongoClient(uri, serverSelectionTimeoutMS=timeout_ms)
     return _CLIENTS[uri]
 
 
@@ -155,7 +155,12 @@ class MongoStore:
 
     def collection(self, name: str) -> Collection[dict[str, Any]]:
         m = self.settings.mongo
-        return client_for(m.uri.get_secret_value())[m.database][name]
+        return client_for(m.uri.get_secret_value(), m.timeout_ms)[m.database][name]
+
+    def retry(self, fn: Callable[[], T], what: str) -> T:
+        """`fn`, retried on transient errors as PIPELINE_SINK_RETRIES/_RETRY_BASE_S say."""
+        p = self.settings.pipeline
+        return retry(fn, what, attempts=p.sink_retries, base_delay=p.sink_retry_base_s)
 
     def marker_id(self, batch_id: int) -> str:
         return f"{self.settings.spark.checkpoint_location}:{batch_id}"
@@ -174,7 +179,7 @@ class PartitionWriter(MongoStore):
         inserts that found their document there already, and dead letters of the documents the
         database refused for good. A transient error fails the batch, after the retries."""
         try:
-            retry(lambda: coll.bulk_write(ops, ordered=False), f"bulk_write {coll.name}")
+            self.retry(lambda: coll.bulk_write(ops, ordered=False), f"bulk_write {coll.name}")
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
             transient = [e for e in errors if e.get("code") in TRANSIENT_CODES]
@@ -299,7 +304,7 @@ class PartitionWriter(MongoStore):
             return stats
         markers = self.collection(m.batches_collection)
         key = self.partition_marker_id(partition)
-        marker = retry(lambda: markers.find_one({"_id": key}), "find marker")
+        marker = self.retry(lambda: markers.find_one({"_id": key}), "find marker")
         if marker and (marker.get("batch_id"), marker.get("fingerprint")) == (
             batch_id,
             p.fingerprint,
@@ -316,7 +321,9 @@ class PartitionWriter(MongoStore):
         self.write_refused(refused, batch_id)
         stats.counts[REFUSED] += len(refused)
         marker_doc = {"batch_id": batch_id, "fingerprint": p.fingerprint, "rows": len(rows)}
-        retry(lambda: markers.replace_one({"_id": key}, marker_doc, upsert=True), "write marker")
+        self.retry(
+            lambda: markers.replace_one({"_id": key}, marker_doc, upsert=True), "write marker"
+        )
         stats.written = len(p.outcomes) + len(p.orphans) + len(p.dead_letters) - len(refused)
         stats.write_s = time.monotonic() - started
         stats.observe_latencies(written_at - r.kafka_ts for r in rows if r.kafka_ts is not None)
@@ -360,14 +367,14 @@ class PaymentClaims(MongoStore):
         now = datetime.datetime.now(datetime.timezone.utc)
         docs = [{"_id": pid, "order_id": oid, "claimed_at": now} for pid, oid in first.items()]
         try:
-            retry(lambda: coll.insert_many(docs, ordered=False), "claim payment ids")
+            self.retry(lambda: coll.insert_many(docs, ordered=False), "claim payment ids")
             return refused
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
             if any(e.get("code") != DUPLICATE_KEY for e in errors):
                 raise SinkError(f"claiming payment ids failed: {errors[0].get('errmsg')}") from exc
             taken = [docs[e["index"]]["_id"] for e in errors]
-        found = retry(lambda: list(coll.find({"_id": {"$in": taken}})), "read payment claims")
+        found = self.retry(lambda: list(coll.find({"_id": {"$in": taken}})), "read payment claims")
         owner = {d["_id"]: d["order_id"] for d in found}
         return refused | {(pid, first[pid]) for pid in taken if owner.get(pid) != first[pid]}
 
@@ -376,7 +383,7 @@ class PaymentClaims(MongoStore):
         v1): a plain index on `claimed_at` for `prune`, which must then do it, and False."""
         coll = self.collection(self.settings.mongo.claims_collection)
         try:
-            retry(
+            self.retry(
                 lambda: coll.create_index(
                     [("claimed_at", ASCENDING)],
                     name="claims_ttl",
@@ -387,7 +394,7 @@ class PaymentClaims(MongoStore):
         except OperationFailure as exc:
             if exc.code not in (NOT_IMPLEMENTED, INDEX_OPTIONS_CONFLICT):
                 raise
-            retry(lambda: coll.create_index([("claimed_at", ASCENDING)]), "create_index")
+            self.retry(lambda: coll.create_index([("claimed_at", ASCENDING)]), "create_index")
             return False
         return True
 
@@ -396,7 +403,7 @@ class PaymentClaims(MongoStore):
         coll = self.collection(self.settings.mongo.claims_collection)
         horizon = datetime.timedelta(seconds=self.settings.pipeline.dedup_horizon_s)
         cutoff = datetime.datetime.now(datetime.timezone.utc) - horizon
-        got = retry(lambda: coll.delete_many({"claimed_at": {"$lt": cutoff}}), "prune claims")
+        got = self.retry(lambda: coll.delete_many({"claimed_at": {"$lt": cutoff}}), "prune claims")
         return got.deleted_count
 
 
@@ -420,9 +427,11 @@ class MongoSink(MongoStore):
         m = self.settings.mongo
         outcomes = self.collection(m.outcomes_collection)
         for field in OUTCOME_INDEXES:
-            retry(functools.partial(outcomes.create_index, [(field, ASCENDING)]), "create_index")
+            self.retry(
+                functools.partial(outcomes.create_index, [(field, ASCENDING)]), "create_index"
+            )
         dead = self.collection(m.dead_letters_collection)
-        retry(lambda: dead.create_index([("reason", ASCENDING)]), "create_index")
+        self.retry(lambda: dead.create_index([("reason", ASCENDING)]), "create_index")
         self.claims_expire = PaymentClaims(self.settings).ensure_indexes()
 
     def check_layout(self) -> None:
@@ -434,9 +443,11 @@ class MongoSink(MongoStore):
         layout = {"shape": p.shape, "state_buckets": p.state_buckets}
         markers = self.collection(self.settings.mongo.batches_collection)
         key = f"{self.settings.spark.checkpoint_location}:layout"
-        found = retry(lambda: markers.find_one({"_id": key}), "find layout")
+        found = self.retry(lambda: markers.find_one({"_id": key}), "find layout")
         if found is None:
-            retry(lambda: markers.replace_one({"_id": key}, layout, upsert=True), "write layout")
+            self.retry(
+                lambda: markers.replace_one({"_id": key}, layout, upsert=True), "write layout"
+            )
             return
         was = {k: found.get(k) for k in layout}
         if was != layout:
@@ -471,7 +482,7 @@ class MongoSink(MongoStore):
         markers = self.collection(self.settings.mongo.batches_collection)
         marker = {"rows": stats.rows, "counts": dict(stats.counts),
                   "written_at": int(time.time() * 1000)}  # fmt: skip
-        retry(
+        self.retry(
             lambda: markers.replace_one({"_id": self.marker_id(batch_id)}, marker, upsert=True),
             "write batch marker",
         )

@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from sinks.kafka_io import kafka_publisher
-    from sinks.mongo_io import MongoSink, PaymentClaims
+    from sinks.mongo_io import LayoutError, MongoSink, PaymentClaims, SinkError
     from streaming.job import start_query
     from streaming.session import build_session
 
@@ -112,9 +112,13 @@ def main(argv: list[str] | None = None) -> int:
 
         start_http_server(args.metrics_port, addr="127.0.0.1")
         logger.info("metrics on http://127.0.0.1:%d/metrics", args.metrics_port)
-    spark = build_session(settings.spark)
     sink = MongoSink(settings, publish=kafka_publisher(settings))
-    sink.prepare()
+    try:
+        sink.prepare()
+    except (SinkError, LayoutError) as exc:  # MongoDB unreachable, or a checkpoint's layout
+        print(f"python -m streaming: error: {exc.code}: {exc}", file=sys.stderr)
+        return 1
+    spark = build_session(settings.spark)
     query = start_query(
         spark, settings, sink, available_now=args.available_now, claims=PaymentClaims(settings)
     )
