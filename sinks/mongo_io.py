@@ -99,8 +99,10 @@ def retry(fn: Callable[[], T], what: str, attempts: int = 5, base_delay: float =
             return fn()
         except TRANSIENT as exc:
             if attempt == attempts:
+                # pymongo's text names the server (host:port, never credentials) and the cause
+                cause = str(exc).split(" (configured timeouts")[0].split(", Timeout:")[0]
                 raise SinkError(
-                    f"{what} failed after {attempts} attempts: {type(exc).__name__}"
+                    f"{what} failed after {attempts} attempts: {type(exc).__name__}: {cause[:300]}"
                 ) from exc
             delay = base_delay * 2 ** (attempt - 1)
             logger.warning(

@@ -1,5 +1,6 @@
-"""Bad flags, bad settings and an unreachable broker end the producer commands with one line that
-names the problem and a non-zero exit, never a traceback (the real commands, in subprocesses)."""
+"""Bad flags, bad settings and unreachable services end the producer commands and the job with
+one line that names the problem and a non-zero exit, never a traceback (the real commands, in
+subprocesses)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import pytest
 from conf.settings import REPO_ROOT, SettingsError, load_settings
 
 
-def _run(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+def _run(
+    args: list[str], module: str = "producers.orders", **env: str
+) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, **env}
     return subprocess.run(
-        [sys.executable, "-m", "producers.orders", *args],
+        [sys.executable, "-m", module, *args],
         cwd=REPO_ROOT, env=full, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 
@@ -64,6 +67,34 @@ def test_unreachable_broker() -> None:
     done = _run(["--count", "1"], KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1")
     assert done.returncode == 1
     assert "Kafka at 127.0.0.1:1" in _error_line(done)
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"PIPELINE_SINK_RETRIES": "0"}, "PIPELINE_SINK_RETRIES"),
+        ({"MONGO_TIMEOUT_MS": "soon"}, "MONGO_TIMEOUT_MS"),
+        ({"PIPELINE_SHAPE": "join"}, "PIPELINE_SHAPE"),
+    ],
+)
+def test_the_job_with_a_bad_setting(env: dict[str, str], names: str) -> None:
+    done = _run([], module="streaming", **env)
+    assert done.returncode == 2
+    assert names in _error_line(done)
+
+
+def test_the_job_with_mongodb_unreachable_says_where() -> None:
+    done = _run(["--available-now"], module="streaming", MONGO_URI="mongodb://127.0.0.1:1/",
+                MONGO_TIMEOUT_MS="300", PIPELINE_SINK_RETRIES="1")  # fmt: skip
+    assert done.returncode == 1
+    line = _error_line(done)
+    assert "SINK_WRITE_FAILED" in line and "127.0.0.1:1" in line, line
+
+
+def test_the_job_bad_flag() -> None:
+    done = _run(["--metrics-port", "http"], module="streaming")
+    assert done.returncode == 2
+    assert "--metrics-port" in _error_line(done)
 
 
 def test_settings_error_names_every_variable_in_one_line(monkeypatch) -> None:

@@ -1,0 +1,247 @@
+"""The soak: hours of traffic compressed into one steady run, watching for what grows.
+
+    python -m scripts.soak find-rate [--rates 100,200,400] [--step-s 120]
+    python -m scripts.soak run --rate EVENTS_PER_S [--minutes 30] [--sample-s 15]
+
+Both run the job in this process on the everyday stack (topics, database and checkpoint of their
+own) with short event-time windows (bench_pipeline.SHORT_WINDOWS, and a 5-minute dedup horizon)
+so that orders close, expire and leave state within minutes, while wall-clock producers send a
+dirty scenario at a steady rate.
+
+`find-rate` offers each rate for `--step-s` and prints whether the job kept up: its lag (Kafka's
+latest offsets minus those of the batch just run) stayed under LAG_LIMIT_S seconds of traffic.
+
+`run` samples every `--sample-s`: state rows, the driver's JVM (which holds the executors in
+local mode) and its Python workers' memory, this (driver) process's memory, batch time and lag;
+then drains and compares MongoDB with the ground truth. It prints the samples (JSON lines), and
+the medians of the first and second half of the last 20 minutes, with their ratio: flat is
+close to 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from conf.settings import REPO_ROOT, Settings, load_settings
+from producers.topics import ensure_topics
+from scripts.bench_pipeline import SHORT_WINDOWS, isolated, produced_counts, run_producer
+from scripts.check_truth import differences, fetch
+from sinks.mongo_io import MongoSink, PaymentClaims
+from streaming.job import start_query
+from streaming.session import build_session
+
+LAG_LIMIT_S = 15.0  # a rate is sustained while the job stays less than this far behind
+DEDUP_HORIZON_S = 300
+FLAT_MINUTES = 20  # the plateau is judged over the last this many minutes
+
+
+def lag(progress: dict[str, Any] | None) -> int | None:
+    """Messages in Kafka past the batch just run (its sources' latest minus end offsets)."""
+    if not progress:
+        return None
+    total = 0
+    for src in progress.get("sources", []):
+        latest, end = src.get("latestOffset"), src.get("endOffset")
+        if not isinstance(latest, dict) or not isinstance(end, dict):
+            continue
+        for topic, parts in latest.items():
+            for part, offset in parts.items():
+                total += offset - end.get(topic, {}).get(part, 0)
+    return total
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            out += [int(x) for x in task.read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+def memory() -> dict[str, float]:
+    """This driver process, its JVM (driver and, in local mode, the executors) and the JVM's
+    Python workers, in MB."""
+    me = os.getpid()
+    jvms = [p for p in children(me) if b"java" in _cmdline(p)]
+    workers: list[int] = []
+    stack = [c for j in jvms for c in children(j)]
+    while stack:
+        pid = stack.pop()
+        workers.append(pid)
+        stack += children(pid)
+    return {
+        "driver_python_mb": round(rss_mb(me)),
+        "jvm_mb": round(sum(rss_mb(p) for p in jvms)),
+        "python_workers_mb": round(sum(rss_mb(p) for p in workers)),
+    }
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def plateau(samples: list[dict[str, Any]], keys: list[str], minutes: float) -> dict[str, Any]:
+    """Medians of each key over the first and second half of the last `minutes`, and their
+    ratio (second / first): a metric that levelled off has a ratio near 1."""
+    end = samples[-1]["t_s"]
+    start, mid = end - minutes * 60, end - minutes * 30
+    out: dict[str, Any] = {}
+    for key in keys:
+        first = [s[key] for s in samples if start <= s["t_s"] < mid and s.get(key) is not None]
+        second = [s[key] for s in samples if s["t_s"] >= mid and s.get(key) is not None]
+        if not first or not second:
+            continue
+        a, b = statistics.median(first), statistics.median(second)
+        out[key] = {"first_half": a, "second_half": b, "ratio": round(b / a, 3) if a else None}
+    return out
+
+
+class Run:
+    """The job in this process, on its own topics, database and checkpoint."""
+
+    def __init__(self, base: Settings) -> None:
+        name = f"soak-{uuid.uuid4().hex[:6]}"
+        windows = {**SHORT_WINDOWS, "dedup_horizon_s": DEDUP_HORIZON_S}
+        self.s = isolated(base, name, max_offsets_per_trigger=None, **windows)
+        ensure_topics(self.s, [self.s.topics.orders, self.s.topics.payments])
+        self.spark = build_session(self.s.spark)
+        self.batch_s: list[float] = []
+        sink = MongoSink(self.s, on_batch=lambda st: self.batch_s.append(st.seconds))
+        sink.prepare()
+        self.query = start_query(self.spark, self.s, sink, claims=PaymentClaims(self.s))
+
+    def sample(self, t0: float) -> dict[str, Any]:
+        progress: dict[str, Any] = self.query.lastProgress or {}
+        ops = progress.get("stateOperators") or [{}]
+        recent = self.batch_s[-10:]
+        return {
+            "t_s": round(time.time() - t0),
+            "batch_id": progress.get("batchId"),
+            "state_rows": ops[0].get("numRowsTotal"),
+            "lag_messages": lag(progress),
+            "batch_s_median_recent": round(statistics.median(recent), 2) if recent else None,
+            "input_rows_per_s": round(progress.get("inputRowsPerSecond", 0)),
+            **memory(),
+        }
+
+    def stop(self) -> None:
+        self.query.stop()
+        self.spark.stop()
+
+
+def soak_producer(s: Settings, rate: float, seconds: float, truth: Path) -> subprocess.Popen[bytes]:
+    """A wall-clock scenario of `seconds` at `rate` events/s, sent whole (no --duration: the
+    truth covers every order's payments, due up to a minute after the last order)."""
+    orders_per_s = rate / 2.05  # an order brings ~1.05 payments
+    cmd = [sys.executable, "-m", "producers.simulate", "--clock", "wall",
+           "--rate", str(orders_per_s), "--count", str(int(orders_per_s * seconds)),
+           "--payment-delay-max-s", "60", "--truth", str(truth),
+           "--orders-topic", s.topics.orders, "--payments-topic", s.topics.payments,
+           "--log-level", "WARNING"]  # fmt: skip
+    env = {**os.environ, **{f"PIPELINE_{k.upper()}": str(getattr(s.pipeline, k))
+                            for k in (*SHORT_WINDOWS, "dedup_horizon_s")}}  # fmt: skip
+    return subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL)
+
+
+def find_rate(base: Settings, rates: list[float], step_s: float) -> None:
+    for rate in rates:
+        run = Run(base)
+        producer = run_producer(run.s, rate, step_s, "--payment-delay-max-s", "60")
+        t0, lags = time.time(), []
+        while producer.poll() is None:
+            time.sleep(5)
+            got = lag(run.query.lastProgress)
+            if got is not None and time.time() - t0 > step_s / 2:
+                lags.append(got)
+        run.stop()
+        offered = sum(produced_counts(run.s).values()) / step_s
+        worst = max(lags, default=0) / rate
+        print(json.dumps({"rate_events_per_s": rate, "offered_events_per_s": round(offered),
+                          "worst_lag_s_second_half": round(worst, 1),
+                          "sustained": worst < LAG_LIMIT_S}), flush=True)  # fmt: skip
+
+
+def soak(base: Settings, rate: float, minutes: float, sample_s: float, truth: Path) -> int:
+    run = Run(base)
+    producer = soak_producer(run.s, rate, minutes * 60, truth)
+    samples: list[dict[str, Any]] = []
+    t0 = time.time()
+    while producer.poll() is None:
+        time.sleep(sample_s)
+        samples.append(run.sample(t0))
+        print(json.dumps(samples[-1]), flush=True)
+    drained_at = time.time()
+    want = json.loads(truth.read_text())
+    diffs = differences(want, *fetch(run.s))
+    while diffs and time.time() - drained_at < 300:
+        time.sleep(5)
+        diffs = differences(want, *fetch(run.s))
+    run.stop()
+    keys = ["state_rows", "jvm_mb", "python_workers_mb", "driver_python_mb",
+            "batch_s_median_recent", "lag_messages"]  # fmt: skip
+    result = {
+        "benchmark": "soak",
+        "rate_events_per_s": rate,
+        "minutes": minutes,
+        "events_produced": sum(produced_counts(run.s).values()),
+        "batches": len(run.batch_s),
+        "plateau_last_minutes": FLAT_MINUTES,
+        "plateau": plateau(samples, keys, FLAT_MINUTES),
+        "equals_truth": not diffs,
+        "differences": diffs,
+        "settled_s_after_producers": round(time.time() - drained_at),
+        "orders": len(want["orders"]),
+        "dead_letters": len(want["dead_letters"]),
+    }
+    print(json.dumps(result, indent=1), flush=True)
+    return 0 if not diffs else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m scripts.soak", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    sub = p.add_subparsers(dest="command", required=True)
+    f = sub.add_parser("find-rate")
+    f.add_argument("--rates", default="100,200,400", help="events/s, comma-separated")
+    f.add_argument("--step-s", type=float, default=120)
+    r = sub.add_parser("run")
+    r.add_argument("--rate", type=float, required=True, help="events/s")
+    r.add_argument("--minutes", type=float, default=30)
+    r.add_argument("--sample-s", type=float, default=15)
+    r.add_argument("--truth", type=Path, default=Path("/tmp") / f"soak-{uuid.uuid4().hex[:6]}.json")
+    args = p.parse_args(argv)
+    # the producers (subprocesses) read the dedup horizon from the environment, like the rules
+    os.environ["PIPELINE_DEDUP_HORIZON_S"] = str(DEDUP_HORIZON_S)
+    base = load_settings()
+    if args.command == "find-rate":
+        find_rate(base, [float(x) for x in args.rates.split(",")], args.step_s)
+        return 0
+    return soak(base, args.rate, args.minutes, args.sample_s, args.truth)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
