@@ -14,7 +14,8 @@ Checks, in order; the first that fails names the reason (`Reason` in contract/ev
                          (`"\\ud800"`): text that no UTF-8 encoder can write
     invalid_json         not one strict RFC 8259 JSON text: trailing data or a second value,
                          comments, single quotes, NaN/Infinity, leading zeros, raw control
-                         characters in strings, a key given twice, nesting too deep to parse
+                         characters in strings, a key given twice, arrays/objects nested
+                         deeper than MAX_DEPTH
     not_an_object        valid JSON, but not an object
     missing_field:<f>    a contract field is absent (in the order of the contract's fields)
     wrong_type:<f>       a field has the wrong JSON type: strings must be JSON strings, integers
@@ -56,6 +57,13 @@ from contract.events import (
 
 MAX_BYTES = 1_048_576  # Kafka's default largest message; PIPELINE_MAX_MESSAGE_BYTES
 MAX_STRING = 256  # longest accepted string field, in characters
+# Deepest nesting of arrays and objects accepted, anywhere in a value. Decided by counting, not by
+# the recursion limit: where that limit falls depends on how deep the caller's stack already is
+# (the producers' truth and Spark's Python worker differ), so the same bytes could pass in one
+# and fail in the other. Far below it, whatever the caller.
+MAX_DEPTH = 128
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_BRACKET = re.compile(r"[\[\]{}]")
 INT64 = (-(2**63), 2**63 - 1)
 
 # RFC 3339 date-time: a `T` (or `t`), seconds, an optional fraction, and an explicit offset:
@@ -105,7 +113,32 @@ def _no_constant(name: str) -> Any:
     raise Invalid(reason(Reason.INVALID_JSON))  # NaN, Infinity, -Infinity
 
 
-_DECODER = json.JSONDecoder(object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+def _integer(literal: str) -> int:
+    """A JSON integer literal -> int. JSON has no leading zeros, so one of more than 19 digits is
+    outside 64 bits whatever they are: it becomes the nearest value out of range, unconverted.
+    Converting it would be quadratic in its length, and Python refuses past 4,300 digits
+    (`sys.get_int_max_str_digits`, absent before 3.10.7), which made the verdict `invalid_json`
+    or `out_of_range` depending on the interpreter."""
+    if len(literal) - literal.startswith("-") > 19:
+        return INT64[0] - 1 if literal.startswith("-") else INT64[1] + 1
+    return int(literal)
+
+
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant, parse_int=_integer
+)
+
+
+def _too_deep(text: str) -> bool:
+    """Arrays/objects nested deeper than MAX_DEPTH (brackets inside strings do not count)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False  # the usual case, at the cost of two C-speed counts
+    depth = 0
+    for bracket in _BRACKET.findall(_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > MAX_DEPTH:
+            return True
+    return False
 
 
 def _load(value: bytes) -> Any:
@@ -113,6 +146,8 @@ def _load(value: bytes) -> Any:
         text = value.decode("utf-8")
     except UnicodeDecodeError:
         raise Invalid(reason(Reason.INVALID_UTF8)) from None
+    if _too_deep(text):
+        raise Invalid(reason(Reason.INVALID_JSON))
     try:
         obj = _DECODER.decode(text)  # strict: one value, nothing after it but whitespace
     except Invalid:

@@ -169,13 +169,19 @@ def scenario_config(args: argparse.Namespace, settings: Settings) -> ScenarioCon
 
 
 def run(kinds: tuple[str, ...], prog: str, description: str, argv: list[str] | None = None) -> int:
-    """Produce the emissions of topic kinds `kinds` of the scenario the flags describe. A bad
-    setting, flag or unreachable broker ends it with one line naming the problem (exit 2 for
-    settings and flags, 1 when Kafka cannot be reached), never a traceback."""
+    """Produce the emissions of topic kinds `kinds` of the scenario the flags describe (errors:
+    see `guarded`)."""
+    return guarded(prog, lambda: _run(kinds, prog, description, argv))
+
+
+def guarded(prog: str, command: Callable[[], int]) -> int:
+    """Run a producer command. A bad setting, flag or unreachable broker ends it with one line
+    naming the problem (exit 2 for settings and flags, 1 when Kafka cannot be reached), never a
+    traceback."""
     from confluent_kafka import KafkaException
 
     try:
-        return _run(kinds, prog, description, argv)
+        return command()
     except (SettingsError, ValueError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2

@@ -16,12 +16,11 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, Message, Producer
 
 from conf.settings import Settings
-from producers.scenario import Emission
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +35,23 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "queue.buffering.max.kbytes": 512 * 1024,
 }
 LOG_EVERY_S = 5.0
+
+
+class Outgoing(Protocol):
+    """What `send_all` sends: a scenario's `Emission`, or a fuzz message (whose key or value may
+    be absent: a keyless message, a tombstone)."""
+
+    @property
+    def topic(self) -> str: ...  # topic kind: "orders" | "payments"
+
+    @property
+    def key(self) -> bytes | None: ...
+
+    @property
+    def value(self) -> bytes | None: ...
+
+    @property
+    def emit_ms(self) -> int: ...  # when to send it with `wall=True`
 
 
 @dataclass
@@ -102,7 +118,7 @@ class Sender:
             if self.summary.failed <= 10:
                 logger.error("event=delivery_failed error=%s", err)
 
-    def _produce(self, topic: str, key: bytes, value: bytes) -> None:
+    def _produce(self, topic: str, key: bytes | None, value: bytes | None) -> None:
         while True:
             try:
                 self.producer.produce(topic, value, key, on_delivery=self._on_delivery)
@@ -132,7 +148,7 @@ class Sender:
 
     def send_all(
         self,
-        emissions: Sequence[Emission] | Iterable[Emission],
+        emissions: Sequence[Outgoing] | Iterable[Outgoing],
         rate: float | None = None,
         duration: float | None = None,
         wall: bool = False,
@@ -164,7 +180,7 @@ class Sender:
                             break
                     produce(topics[em.topic], em.key, em.value)
                     s.sent += 1
-                    s.bytes_sent += len(em.value)
+                    s.bytes_sent += len(em.value or b"")
                     poll(0)
                     if paced or n & 1023 == 0:
                         now = time.monotonic()

@@ -26,8 +26,11 @@ File format (`write_truth` / `read_truth`), one JSON document:
                  "payment_ids": [sorted], "final": bool}, ...],          # sorted by order_id
      "orphans": [{"payment_id", "order_id", "amount", "final"}, ...],    # sorted by payment_id
      "dead_letters": [{"topic": "<topic name>", "key": str | null, "reason": str,
-                       "value": "<raw payload as text>"}, ...]}          # in emission order
-    (key and value: UTF-8 text; a byte that is not UTF-8 as a lone surrogate U+DC80..U+DCFF)
+                       "value": "<raw payload as text>" | null}, ...]}   # in emission order
+    (key and value: UTF-8 text; a byte that is not UTF-8 as a lone surrogate U+DC80..U+DCFF;
+    null when the message had none)
+
+`producers/fuzz.py` writes the same format with dead letters only.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from contract.events import Order, Payment, Reason, reason
-from contract.rules import status_of
+from contract.rules import Rules, status_of
 from producers import serde
 from producers.dirt import Dirt
 from producers.scenario import Scenario
@@ -70,7 +73,7 @@ class DeadLetter:
     topic: str
     key: str | None
     reason: str
-    value: str
+    value: str | None  # None: a message without a value (a tombstone)
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,19 @@ class Truth:
         )
 
 
+def as_text(raw: bytes | None) -> str | None:
+    """Raw key or value bytes as a truth file holds them (see the format above)."""
+    return None if raw is None else raw.decode("utf-8", "surrogateescape")
+
+
+def rules_doc(rules: Rules) -> dict[str, int]:
+    return {
+        "window_after_ms": rules.window_after_ms,
+        "skew_before_ms": rules.skew_before_ms,
+        "allowed_lateness_ms": rules.allowed_lateness_ms,
+    }
+
+
 def compute_truth(
     scenario: Scenario, orders_topic: str = serde.ORDERS, payments_topic: str = serde.PAYMENTS
 ) -> Truth:
@@ -124,9 +140,7 @@ def compute_truth(
                 why, ev = reason(Reason.PAYMENT_ID_REUSED), None
         if ev is None:
             assert why is not None  # a message is decoded exactly when it has no reason
-            key = em.key.decode("utf-8", "surrogateescape") if em.key is not None else None
-            value = em.value.decode("utf-8", "surrogateescape")
-            dead.append(DeadLetter(names[em.topic], key, why, value))
+            dead.append(DeadLetter(names[em.topic], as_text(em.key), why, as_text(em.value)))
             continue
         max_ts[em.topic] = max(max_ts.get(em.topic, ev.event_ts), ev.event_ts)
         if isinstance(ev, Order):
@@ -157,11 +171,7 @@ def compute_truth(
         results.append(OrderTruth(oid, status, o.amount, paid, o.currency, ids, final))
     return Truth(
         scenario=scenario.config.knobs(),
-        rules={
-            "window_after_ms": rules.window_after_ms,
-            "skew_before_ms": rules.skew_before_ms,
-            "allowed_lateness_ms": rules.allowed_lateness_ms,
-        },
+        rules=rules_doc(rules),
         topics={serde.ORDERS: orders_topic, serde.PAYMENTS: payments_topic},
         final_watermark_ms=watermark,
         orders=results,

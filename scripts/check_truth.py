@@ -1,9 +1,12 @@
 """Compare what the pipeline wrote to MongoDB with a scenario's ground truth.
 
-    python -m scripts.check_truth TRUTH.json      (exit 0 when equal, 1 with the differences)
+    python -m scripts.check_truth TRUTH.json [MORE.json ...]
+                                  (exit 0 when equal, 1 with the differences, 2 for bad files)
 
 Every order outcome (status, final, amount, paid, payment ids), every decided orphan payment and
-every dead letter (topic, reason, raw value) must match, and nothing more may be there.
+every dead letter (topic, reason, raw value) must match, and nothing more may be there. Several
+truth files (a scenario's and a fuzz run's, `producers/fuzz.py`) are checked as one: their
+orders and orphans united, their dead letters summed.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ from typing import Any
 from conf.settings import Settings, load_settings
 
 OUTCOME_KEYS = ("status", "final", "amount", "paid", "payment_ids")
+# orders by order_id, decided orphans by payment_id, dead letters (topic, reason, raw value)
+Summary = tuple[
+    dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]], Counter[tuple[str, str, str | None]]
+]
 
 
 def as_text(raw: bytes | None) -> str | None:
@@ -24,13 +31,29 @@ def as_text(raw: bytes | None) -> str | None:
     return None if raw is None else bytes(raw).decode("utf-8", "surrogateescape")
 
 
+def merge(truths: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several truths (`Truth.to_json()`) as one: orders and orphans united (an id in two of
+    them must have the same outcome in both), dead letters summed; the rest from the first."""
+    out = {**truths[0], "orders": [], "orphans": [], "dead_letters": []}
+    for part, key in (("orders", "order_id"), ("orphans", "payment_id")):
+        seen: dict[str, dict[str, Any]] = {}
+        for truth in truths:
+            for item in truth[part]:
+                first = seen.setdefault(item[key], item)
+                if first != item:
+                    raise ValueError(f"the truths disagree on {part[:-1]} {item[key]}")
+        out[part] = list(seen.values())
+    out["dead_letters"] = [d for truth in truths for d in truth["dead_letters"]]
+    return out
+
+
 def _outcome(d: dict[str, Any]) -> tuple[Any, ...]:
     return tuple(sorted(d[k]) if k == "payment_ids" else d[k] for k in OUTCOME_KEYS)
 
 
 def expected(
     truth: dict[str, Any],
-) -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]], Counter[tuple[str, str, str]]]:
+) -> Summary:
     orders = {o["order_id"]: _outcome(o) for o in truth["orders"]}
     orphans = {
         o["payment_id"]: (o["order_id"], o["amount"]) for o in truth["orphans"] if o["final"]
@@ -39,9 +62,7 @@ def expected(
     return orders, orphans, dead
 
 
-def actual(
-    outcome_docs: Iterable[dict[str, Any]], dead_docs: Iterable[dict[str, Any]]
-) -> tuple[dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]], Counter[tuple[str, str, str]]]:
+def actual(outcome_docs: Iterable[dict[str, Any]], dead_docs: Iterable[dict[str, Any]]) -> Summary:
     orders, orphans = {}, {}
     for d in outcome_docs:
         if d["status"] == "ORPHAN_PAYMENT":
@@ -66,11 +87,15 @@ def differences(
             if w.get(key) != g.get(key):
                 out.append(f"{label} {key}: expected {w.get(key)} got {g.get(key)}")
     missing, extra = want[2] - got[2], got[2] - want[2]
-    out += [f"dead letter missing: {k[:2]} {k[2][:80]!r}" for k in missing]
-    out += [f"dead letter unexpected: {k[:2]} {k[2][:80]!r}" for k in extra]
+    out += [f"dead letter missing: {k[:2]} {_short(k[2])}" for k in missing]
+    out += [f"dead letter unexpected: {k[:2]} {_short(k[2])}" for k in extra]
     if len(out) > limit:
         out = out[:limit] + [f"... and {len(out) - limit} more"]
     return out
+
+
+def _short(value: str | None) -> str:
+    return repr(value if value is None else value[:80])  # None: a message without a value
 
 
 def _label(outcome: tuple[Any, ...]) -> str:
@@ -125,10 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     from producers.truth import read_truth
 
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
+    if not args or any(a.startswith("-") for a in args):
         print(__doc__, file=sys.stderr)
         return 2
-    truth = read_truth(args[0]).to_json()
+    try:
+        truth = merge([read_truth(path).to_json() for path in args])
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # not a truth file
+        print(f"python -m scripts.check_truth: error: {exc}", file=sys.stderr)
+        return 2
     outcomes, dead = fetch(load_settings())
     diffs = differences(truth, outcomes, dead)
     n_orders, n_orphans = len(truth["orders"]), sum(o["final"] for o in truth["orphans"])

@@ -13,7 +13,7 @@ import pytest
 from conf.settings import REPO_ROOT, SettingsError, load_settings
 
 
-def _run(
+def run_command(
     args: list[str], module: str = "producers.orders", **env: str
 ) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, **env}
@@ -23,7 +23,7 @@ def _run(
     )  # fmt: skip
 
 
-def _error_line(done: subprocess.CompletedProcess[str]) -> str:
+def error_line(done: subprocess.CompletedProcess[str]) -> str:
     assert "Traceback" not in done.stderr
     errors = [line for line in done.stderr.splitlines() if ": error: " in line]
     assert len(errors) == 1, done.stderr
@@ -43,9 +43,9 @@ def _error_line(done: subprocess.CompletedProcess[str]) -> str:
     ],
 )
 def test_bad_flag(args: list[str], names: str) -> None:
-    done = _run(args)
+    done = run_command(args)
     assert done.returncode == 2
-    assert names in _error_line(done)
+    assert names in error_line(done)
 
 
 @pytest.mark.parametrize(
@@ -58,15 +58,15 @@ def test_bad_flag(args: list[str], names: str) -> None:
     ],
 )
 def test_bad_setting(env: dict[str, str], names: str) -> None:
-    done = _run(["--count", "1"], **env)
+    done = run_command(["--count", "1"], **env)
     assert done.returncode == 2
-    assert names in _error_line(done)
+    assert names in error_line(done)
 
 
 def test_unreachable_broker() -> None:
-    done = _run(["--count", "1"], KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1")
+    done = run_command(["--count", "1"], KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:1")
     assert done.returncode == 1
-    assert "Kafka at 127.0.0.1:1" in _error_line(done)
+    assert "Kafka at 127.0.0.1:1" in error_line(done)
 
 
 @pytest.mark.parametrize(
@@ -78,23 +78,23 @@ def test_unreachable_broker() -> None:
     ],
 )
 def test_the_job_with_a_bad_setting(env: dict[str, str], names: str) -> None:
-    done = _run([], module="streaming", **env)
+    done = run_command([], module="streaming", **env)
     assert done.returncode == 2
-    assert names in _error_line(done)
+    assert names in error_line(done)
 
 
 def test_the_job_with_mongodb_unreachable_says_where() -> None:
-    done = _run(["--available-now"], module="streaming", MONGO_URI="mongodb://127.0.0.1:1/",
+    done = run_command(["--available-now"], module="streaming", MONGO_URI="mongodb://127.0.0.1:1/",
                 MONGO_TIMEOUT_MS="300", PIPELINE_SINK_RETRIES="1")  # fmt: skip
     assert done.returncode == 1
-    line = _error_line(done)
+    line = error_line(done)
     assert "SINK_WRITE_FAILED" in line and "127.0.0.1:1" in line, line
 
 
 def test_the_job_bad_flag() -> None:
-    done = _run(["--metrics-port", "http"], module="streaming")
+    done = run_command(["--metrics-port", "http"], module="streaming")
     assert done.returncode == 2
-    assert "--metrics-port" in _error_line(done)
+    assert "--metrics-port" in error_line(done)
 
 
 def test_settings_error_names_every_variable_in_one_line(monkeypatch) -> None:
