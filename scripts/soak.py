@@ -8,8 +8,9 @@ own) with short event-time windows (bench_pipeline.SHORT_WINDOWS, and a 5-minute
 so that orders close, expire and leave state within minutes, while wall-clock producers send a
 dirty scenario at a steady rate.
 
-`find-rate` offers each rate for `--step-s` and prints whether the job kept up: its lag (Kafka's
-latest offsets minus those of the batch just run) stayed under LAG_LIMIT_S seconds of traffic.
+`find-rate` offers each rate for `--step-s` and prints whether the job kept up: its lag (the
+topics' end offsets now minus those of the last batch run), sampled over the second half of the
+step, stayed under LAG_LIMIT_S seconds of traffic.
 
 `run` samples every `--sample-s`: state rows, the driver's JVM (which holds the executors in
 local mode) and its Python workers' memory, this (driver) process's memory, batch time and lag;
@@ -44,19 +45,17 @@ DEDUP_HORIZON_S = 300
 FLAT_MINUTES = 20  # the plateau is judged over the last this many minutes
 
 
-def lag(progress: dict[str, Any] | None) -> int | None:
-    """Messages in Kafka past the batch just run (its sources' latest minus end offsets)."""
-    if not progress:
+def lag(s: Settings, progress: dict[str, Any] | None) -> int | None:
+    """Messages in Kafka now that the last batch run did not reach: the topics' end offsets
+    minus that batch's end offsets."""
+    if not progress or not progress.get("sources"):
         return None
-    total = 0
-    for src in progress.get("sources", []):
-        latest, end = src.get("latestOffset"), src.get("endOffset")
-        if not isinstance(latest, dict) or not isinstance(end, dict):
-            continue
-        for topic, parts in latest.items():
-            for part, offset in parts.items():
-                total += offset - end.get(topic, {}).get(part, 0)
-    return total
+    done = 0
+    for src in progress["sources"]:
+        end = src.get("endOffset")
+        if isinstance(end, dict):
+            done += sum(sum(parts.values()) for parts in end.values())
+    return sum(produced_counts(s).values()) - done  # fresh topics: they start at offset 0
 
 
 def rss_mb(pid: int) -> float:
@@ -142,7 +141,7 @@ class Run:
             "t_s": round(time.time() - t0),
             "batch_id": progress.get("batchId"),
             "state_rows": ops[0].get("numRowsTotal"),
-            "lag_messages": lag(progress),
+            "lag_messages": lag(self.s, progress),
             "batch_s_median_recent": round(statistics.median(recent), 2) if recent else None,
             "input_rows_per_s": round(progress.get("inputRowsPerSecond", 0)),
             **memory(),
@@ -174,7 +173,7 @@ def find_rate(base: Settings, rates: list[float], step_s: float) -> None:
         t0, lags = time.time(), []
         while producer.poll() is None:
             time.sleep(5)
-            got = lag(run.query.lastProgress)
+            got = lag(run.s, run.query.lastProgress)
             if got is not None and time.time() - t0 > step_s / 2:
                 lags.append(got)
         run.stop()
