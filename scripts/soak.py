@@ -53,6 +53,8 @@ def lag(s: Settings, progress: dict[str, Any] | None) -> int | None:
     done = 0
     for src in progress["sources"]:
         end = src.get("endOffset")
+        if isinstance(end, str):  # pyspark gives the Kafka source's offsets as JSON text
+            end = json.loads(end)
         if isinstance(end, dict):
             done += sum(sum(parts.values()) for parts in end.values())
     return sum(produced_counts(s).values()) - done  # fresh topics: they start at offset 0
