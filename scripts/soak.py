@@ -193,6 +193,10 @@ def soak(base: Settings, rate: float, minutes: float, sample_s: float, truth: Pa
     t0 = time.time()
     while producer.poll() is None:
         time.sleep(sample_s)
+        if not run.query.isActive:
+            producer.terminate()
+            print(f"the query failed: {run.query.exception()}", file=sys.stderr)
+            return 1
         samples.append(run.sample(t0))
         print(json.dumps(samples[-1]), flush=True)
     drained_at = time.time()

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bson.errors import InvalidDocument
-from pymongo import ASCENDING, InsertOne, MongoClient, UpdateOne
+from pymongo import ASCENDING, DeleteOne, InsertOne, MongoClient, UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import (
     AutoReconnect,
@@ -55,7 +55,11 @@ TRANSIENT = (AutoReconnect, ConnectionFailure)
 CHUNK = 500  # writes per bulk_write command
 DUPLICATE_KEY = 11000
 NOT_IMPLEMENTED, INDEX_OPTIONS_CONFLICT = 238, 85
-PRUNE_EVERY_S = 600.0  # how often the sink deletes expired payment claims without a TTL index
+PRUNE_EVERY_S = 60.0  # how often the sink deletes expired payment claims without a TTL index
+# claims deleted per command: FerretDB's SQLite backend turns a `delete_many` into one statement
+# with a variable per matched document, and fails past SQLite's 32,766 (found by the soak);
+# deletes by `_id` are also what it does fastest (~8,500/s here, against ~900/s for `$in`)
+PRUNE_CHUNK = 5_000
 # server write-error codes that retrying can fix (shutdowns, elections, network, time limits);
 # any other write error is the document's own fault, and it is dead-lettered instead
 TRANSIENT_CODES = frozenset({6, 7, 50, 89, 91, 112, 189, 262, 9001, 10107, 11600, 11602, 13435,
@@ -401,12 +405,24 @@ class PaymentClaims(MongoStore):
         return True
 
     def prune(self) -> int:
-        """Delete claims older than the horizon; the number deleted."""
+        """Delete claims older than the horizon, PRUNE_CHUNK at a time; the number deleted."""
         coll = self.collection(self.settings.mongo.claims_collection)
         horizon = datetime.timedelta(seconds=self.settings.pipeline.dedup_horizon_s)
-        cutoff = datetime.datetime.now(datetime.timezone.utc) - horizon
-        got = self.retry(lambda: coll.delete_many({"claimed_at": {"$lt": cutoff}}), "prune claims")
-        return got.deleted_count
+        expired = {"claimed_at": {"$lt": datetime.datetime.now(datetime.timezone.utc) - horizon}}
+        deleted = 0
+        while True:
+            ids = self.retry(
+                lambda: [d["_id"] for d in coll.find(expired, {"_id": 1}).limit(PRUNE_CHUNK)],
+                "find expired claims",
+            )
+            if not ids:
+                return deleted
+            ops = [DeleteOne({"_id": i}) for i in ids]
+            delete = functools.partial(coll.bulk_write, ops, ordered=False)
+            got = self.retry(delete, "prune claims")
+            deleted += got.deleted_count
+            if len(ids) < PRUNE_CHUNK or got.deleted_count == 0:
+                return deleted
 
 
 class MongoSink(MongoStore):
