@@ -256,16 +256,20 @@ def produced_counts(s: Settings) -> dict[str, int]:
     return counts
 
 
-def run_producer(s: Settings, rate: float, seconds: float, *extra: str) -> subprocess.Popen[bytes]:
-    """producers.simulate in wall-clock mode at `rate` events/s, with the job's window rules."""
+def run_producer(
+    s: Settings, rate: float, seconds: float, *extra: str, whole: bool = False
+) -> subprocess.Popen[bytes]:
+    """producers.simulate in wall-clock mode at `rate` events/s, with the job's event-time rules.
+    It stops after `seconds`; with `whole`, it sends the whole scenario of `seconds` of orders
+    instead (the payments due after the last order too, as a `--truth` file expects)."""
     orders_per_s = rate / 2.05  # an order brings ~1.05 payments
+    count = int(orders_per_s * seconds) + (0 if whole else 10)
     cmd = [sys.executable, "-m", "producers.simulate", "--clock", "wall",
-           "--rate", str(orders_per_s), "--count", str(int(orders_per_s * seconds) + 10),
-           "--duration", str(seconds), "--orders-topic", s.topics.orders,
+           "--rate", str(orders_per_s), "--count", str(count),
+           *([] if whole else ["--duration", str(seconds)]), "--orders-topic", s.topics.orders,
            "--payments-topic", s.topics.payments, "--log-level", "WARNING", *extra]  # fmt: skip
-    env = {**os.environ, "PIPELINE_WINDOW_AFTER_S": str(s.pipeline.window_after_s),
-           "PIPELINE_ALLOWED_LATENESS_S": str(s.pipeline.allowed_lateness_s),
-           "PIPELINE_SKEW_BEFORE_S": str(s.pipeline.skew_before_s)}  # fmt: skip
+    rules = ("window_after_s", "allowed_lateness_s", "skew_before_s", "dedup_horizon_s")
+    env = {**os.environ, **{f"PIPELINE_{k.upper()}": str(getattr(s.pipeline, k)) for k in rules}}
     return subprocess.Popen(
         cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

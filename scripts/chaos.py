@@ -37,6 +37,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from conf.settings import REPO_ROOT, STACK_DIR, Settings, load_settings
 from scripts import chaos_plan as plan
@@ -45,6 +46,9 @@ from scripts.chaos_probe import RECOVERY_TIMEOUT_S, Probe
 from scripts.check_truth import differences, divergence, fetch
 
 logger = logging.getLogger("chaos")
+Docs = tuple[
+    list[dict[str, Any]], list[dict[str, Any]]
+]  # outcomes, dead letters (check_truth.fetch)
 
 PORTS = {
     "STACK_KAFKA_PORT": "19092",
@@ -241,20 +245,21 @@ class Chaos:
                 break
         codes = [p.wait() for p in producers]
         drained = self.probe.wait_caught_up(self.probe.produced())
-        diffs = self.wait_equal(truth)
+        expected = json.loads(truth.read_text())
+        diffs, docs = self.wait_equal(expected)
         supervisor.send_signal(signal.SIGTERM)
         supervisor.wait(120)
-        return self.report(outcomes, codes, drained, truth, diffs)
+        return self.report(outcomes, codes, drained, expected, diffs, docs)
 
-    def wait_equal(self, truth_path: Path, timeout: float = 180.0) -> list[str]:
+    def wait_equal(self, truth: dict[str, Any], timeout: float = 180.0) -> tuple[list[str], Docs]:
         """Differences from the truth, polled until none (the last batches close orders as
-        the final watermark passes them) or the timeout."""
-        truth = json.loads(truth_path.read_text())
+        the final watermark passes them) or the timeout; and the documents last read."""
         deadline = time.monotonic() + timeout
         while True:
-            diffs = differences(truth, *fetch(self.s))
+            docs = fetch(self.s)
+            diffs = differences(truth, *docs)
             if not diffs or time.monotonic() > deadline:
-                return diffs
+                return diffs, docs
             time.sleep(3)
 
     def report(
@@ -262,12 +267,11 @@ class Chaos:
         outcomes: list[plan.Outcome],
         codes: list[int],
         drained: float | None,
-        truth_path: Path,
+        truth: dict[str, Any],
         diffs: list[str],
+        docs: Docs,
     ) -> int:
-        truth = json.loads(truth_path.read_text())
-        outcome_docs, dead_docs = fetch(self.s)
-        t = plan.tally(divergence(truth, outcome_docs, dead_docs))
+        t = plan.tally(divergence(truth, *docs))
         n_orphans = sum(o["final"] for o in truth["orphans"])
         lines = [
             plan.table(outcomes),

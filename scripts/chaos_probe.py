@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from conf.settings import Settings
+from scripts.bench_pipeline import produced_counts
 
 RECOVERY_TIMEOUT_S = 300.0
 
@@ -22,25 +23,8 @@ class Probe:
         self.job_log = job_log
 
     def produced(self) -> int:
-        """Messages in the run's topics now (the sum of their end offsets)."""
-        from confluent_kafka import Consumer, TopicPartition
-
-        c = Consumer(
-            {
-                **self.s.kafka.client_config(),
-                "group.id": "chaos-probe",
-                "enable.auto.commit": False,
-                "log_level": 0,
-            }
-        )
-        try:
-            return sum(
-                c.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
-                for t in (self.s.topics.orders, self.s.topics.payments)
-                for p in range(self.s.topics.partitions)
-            )
-        finally:
-            c.close()
+        """Messages in the run's topics now (fresh topics: the sum of their end offsets)."""
+        return sum(produced_counts(self.s).values())
 
     def committed(self) -> int:
         """Messages the checkpoint has committed (the offsets of its last committed batch)."""

@@ -25,17 +25,18 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from conf.settings import REPO_ROOT, Settings, load_settings
+from conf.settings import Settings, load_settings
 from producers.topics import ensure_topics
 from scripts.bench_pipeline import SHORT_WINDOWS, isolated, produced_counts, run_producer
+from scripts.bench_scale import driver_pids, rss_mb
 from scripts.check_truth import differences, fetch
+from scripts.cluster import descendants
 from sinks.mongo_io import MongoSink, PaymentClaims
 from streaming.job import start_query
 from streaming.session import build_session
@@ -60,49 +61,17 @@ def lag(s: Settings, progress: dict[str, Any] | None) -> int | None:
     return sum(produced_counts(s).values()) - done  # fresh topics: they start at offset 0
 
 
-def rss_mb(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def children(pid: int) -> list[int]:
-    out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            out += [int(x) for x in task.read_text().split()]
-        except OSError:
-            continue
-    return out
-
-
 def memory() -> dict[str, float]:
     """This driver process, its JVM (driver and, in local mode, the executors) and the JVM's
     Python workers, in MB."""
-    me = os.getpid()
-    jvms = [p for p in children(me) if b"java" in _cmdline(p)]
-    workers: list[int] = []
-    stack = [c for j in jvms for c in children(j)]
-    while stack:
-        pid = stack.pop()
-        workers.append(pid)
-        stack += children(pid)
+    pids = driver_pids()
+    jvm = pids.get("jvm")
+    workers = descendants(jvm) if jvm else []
     return {
-        "driver_python_mb": round(rss_mb(me)),
-        "jvm_mb": round(sum(rss_mb(p) for p in jvms)),
+        "driver_python_mb": round(rss_mb(pids["python"])),
+        "jvm_mb": round(rss_mb(jvm)) if jvm else 0,
         "python_workers_mb": round(sum(rss_mb(p) for p in workers)),
     }
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 def plateau(samples: list[dict[str, Any]], keys: list[str], minutes: float) -> dict[str, Any]:
@@ -154,20 +123,6 @@ class Run:
         self.spark.stop()
 
 
-def soak_producer(s: Settings, rate: float, seconds: float, truth: Path) -> subprocess.Popen[bytes]:
-    """A wall-clock scenario of `seconds` at `rate` events/s, sent whole (no --duration: the
-    truth covers every order's payments, due up to a minute after the last order)."""
-    orders_per_s = rate / 2.05  # an order brings ~1.05 payments
-    cmd = [sys.executable, "-m", "producers.simulate", "--clock", "wall",
-           "--rate", str(orders_per_s), "--count", str(int(orders_per_s * seconds)),
-           "--payment-delay-max-s", "60", "--truth", str(truth),
-           "--orders-topic", s.topics.orders, "--payments-topic", s.topics.payments,
-           "--log-level", "WARNING"]  # fmt: skip
-    env = {**os.environ, **{f"PIPELINE_{k.upper()}": str(getattr(s.pipeline, k))
-                            for k in (*SHORT_WINDOWS, "dedup_horizon_s")}}  # fmt: skip
-    return subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL)
-
-
 def find_rate(base: Settings, rates: list[float], step_s: float) -> None:
     for rate in rates:
         run = Run(base)
@@ -188,7 +143,8 @@ def find_rate(base: Settings, rates: list[float], step_s: float) -> None:
 
 def soak(base: Settings, rate: float, minutes: float, sample_s: float, truth: Path) -> int:
     run = Run(base)
-    producer = soak_producer(run.s, rate, minutes * 60, truth)
+    producer = run_producer(run.s, rate, minutes * 60, "--payment-delay-max-s", "60",
+                            "--truth", str(truth), whole=True)  # fmt: skip
     samples: list[dict[str, Any]] = []
     t0 = time.time()
     while producer.poll() is None:

@@ -20,15 +20,20 @@ def supervise(*args: str) -> list[str]:
     return [sys.executable, "-m", "scripts.supervise", *FAST, *args]
 
 
-def test_restarts_a_failing_job_until_it_succeeds(tmp_path: Path) -> None:
+def run_counting(tmp_path: Path, then: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The supervisor over a child that counts its starts in a file (`n`), then runs `then`."""
     count = tmp_path / "starts"
     child = (
-        "import pathlib, sys; p = pathlib.Path(sys.argv[1]); "
-        "n = int(p.read_text()) + 1 if p.exists() else 1; p.write_text(str(n)); "
-        "sys.exit(0 if n == 3 else 1)"
+        "import os, pathlib, signal, sys; p = pathlib.Path(sys.argv[1]); "
+        "n = int(p.read_text()) + 1 if p.exists() else 1; p.write_text(str(n)); " + then
     )
     done = subprocess.run(supervise("--", sys.executable, "-c", child, str(count)),
                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    return done, count
+
+
+def test_restarts_a_failing_job_until_it_succeeds(tmp_path: Path) -> None:
+    done, count = run_counting(tmp_path, "sys.exit(0 if n == 3 else 1)")
     assert done.returncode == 0, done.stderr
     assert count.read_text() == "3"
     assert done.stderr.count("event=restart") == 2
@@ -36,14 +41,9 @@ def test_restarts_a_failing_job_until_it_succeeds(tmp_path: Path) -> None:
 
 
 def test_a_job_killed_by_a_signal_is_restarted(tmp_path: Path) -> None:
-    count = tmp_path / "starts"
-    child = (
-        "import os, pathlib, signal, sys; p = pathlib.Path(sys.argv[1]); "
-        "n = int(p.read_text()) + 1 if p.exists() else 1; p.write_text(str(n)); "
-        "os.kill(os.getpid(), signal.SIGKILL) if n == 1 else sys.exit(0)"
+    done, _ = run_counting(
+        tmp_path, "os.kill(os.getpid(), signal.SIGKILL) if n == 1 else sys.exit(0)"
     )
-    done = subprocess.run(supervise("--", sys.executable, "-c", child, str(count)),
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "after=signal=SIGKILL" in done.stderr
 
