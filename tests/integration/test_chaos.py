@@ -47,6 +47,6 @@ def test_one_of_each_fault_then_mongodb_equals_the_truth(tmp_path: Path) -> None
     assert int(rows["stop mongodb"]["restarts"]) >= 1, text  # failed loudly, then restarted
     assert float(rows["stop mongodb"]["down"]) >= 20, text
     assert "lost 0, duplicated 0, wrong 0 -> EQUALS the truth" in text
-    assert not list((REPO_ROOT / ".stack" / "chaos").glob("*/stack/kafka/data")), (
-        "the run's stack data is removed"
-    )
+    run_dir = re.search(r"^run chaos-\S+: logs in (\S+)$", done.stdout, re.M)
+    assert run_dir, done.stdout[-2000:]
+    assert not (Path(run_dir[1]) / "stack").exists(), "the run's stack (data) is removed"
