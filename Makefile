@@ -5,7 +5,7 @@ SEED ?= 42
 ORDERS ?= 3000
 
 .PHONY: setup up down status logs topics run test unit lint bench-produce bench-pipeline bench-server clean \
-	dist submit cluster-down
+	dist submit cluster-down dashboard bench-dashboard
 
 setup:
 	bash scripts/setup.sh
@@ -45,6 +45,12 @@ topics: up
 run: up
 	SEED=$(SEED) ORDERS=$(ORDERS) $(PY) -m scripts.run_local
 
+# The live dashboard (Streamlit, scripts/dashboard) on the job's figures in MongoDB, beside a running
+# job or after one: MONGO_DATABASE=<its database> make dashboard (`make run` prints that line).
+# DASHBOARD_PORT (8501), DASHBOARD_REFRESH_S (5), DASHBOARD_WINDOW_MIN (60).
+dashboard: up
+	$(PY) -m scripts.dashboard
+
 test: setup
 	$(PY) -m pytest
 
@@ -63,6 +69,9 @@ bench-pipeline: up
 
 bench-server: up
 	$(PY) -m scripts.bench_server
+
+bench-dashboard: up
+	$(PY) -m scripts.bench_dashboard
 
 clean: down
 	rm -rf .stack/kafka/data .stack/ferretdb/data checkpoints

@@ -82,6 +82,9 @@ class MongoSettings(BaseSettings):
     batches_collection: str = Field("sink_batches", description="MONGO_BATCHES_COLLECTION")
     # payment_id -> the order_id that used it first (a payment pays one order only)
     claims_collection: str = Field("payment_claims", description="MONGO_CLAIMS_COLLECTION")
+    # the live per-minute figures (contract/minutely.py) and the job's status (its last batch)
+    minutely_collection: str = Field("metrics_minutely", description="MONGO_MINUTELY_COLLECTION")
+    status_collection: str = Field("job_status", description="MONGO_STATUS_COLLECTION")
     # how long a call waits for a reachable server before it fails (then the sink retries)
     timeout_ms: int = Field(10_000, ge=100, description="MONGO_TIMEOUT_MS")
 
@@ -204,6 +207,11 @@ class StackSettings(BaseSettings):
     spark_master_webui_port: int = Field(8480, description="STACK_SPARK_MASTER_WEBUI_PORT")
     spark_worker_cores: int = Field(1, ge=1, description="STACK_SPARK_WORKER_CORES")
     spark_worker_memory: str = Field("2g", description="STACK_SPARK_WORKER_MEMORY")
+    # Prometheus (Debian's package) scraping the job's metrics endpoint every 2 s
+    # (scripts/prometheus.py); the targets are the host:port of `--metrics-port`, comma-separated.
+    prometheus: bool = Field(False, description="STACK_PROMETHEUS")
+    prometheus_port: int = Field(9090, description="STACK_PROMETHEUS_PORT")
+    metrics_targets: str = Field("127.0.0.1:9108", description="STACK_METRICS_TARGETS")
 
 
 class Settings(BaseSettings):

@@ -11,10 +11,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from contract import minutely
 from contract.wire import preview
 
-# Output kinds (one place for their names).
-OUTCOME, ORPHAN, DEAD_LETTER = "outcome", "orphan", "dead_letter"
+# Output kinds (one place for their names). A TALLY is no document: it carries what a batch of
+# one bucket adds to the per-minute figures (contract/minutely.py) to the sink, which sums them.
+OUTCOME, ORPHAN, DEAD_LETTER, TALLY = "outcome", "orphan", "dead_letter", "tally"
 # A dead letter keeps its raw value whole up to this size (MongoDB holds 16 MB per document);
 # beyond it the first KEEP_BYTES, with the full size and SHA-256.
 KEEP_BYTES = 8 * 1_048_576
@@ -57,3 +59,9 @@ def dead_letter(
                    raw_value_sha256=hashlib.sha256(raw_value).hexdigest())  # fmt: skip
         raw_value = raw_value[:KEEP_BYTES]
     return Output(DEAD_LETTER, f"{topic}:{partition}:{offset}", doc, kafka_ts, raw_key, raw_value)
+
+
+def tally(figures: minutely.Tally, watermark: int) -> Output:
+    """A bucket's contributions to the per-minute figures, with the watermark they were
+    computed under (the sink marks figures final by it)."""
+    return Output(TALLY, "", {"watermark": watermark, "figures": minutely.to_rows(figures)})

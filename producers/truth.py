@@ -26,7 +26,11 @@ File format (`write_truth` / `read_truth`), one JSON document:
                  "payment_ids": [sorted], "final": bool}, ...],          # sorted by order_id
      "orphans": [{"payment_id", "order_id", "amount", "final"}, ...],    # sorted by payment_id
      "dead_letters": [{"topic": "<topic name>", "key": str | null, "reason": str,
-                       "value": "<raw payload as text>" | null}, ...]}   # in emission order
+                       "value": "<raw payload as text>" | null}, ...],   # in emission order
+     "minutely": [[minute_ms, metric, dim, currency, *values], ...]}
+    (the event-time per-minute figures of contract/minutely.py, from the accepted orders and
+    payments and what closed by W: the dead letters' and latency figures depend on Kafka's
+    timestamps, which only the broker knows)
     (key and value: UTF-8 text; a byte that is not UTF-8 as a lone surrogate U+DC80..U+DCFF;
     null when the message had none)
 
@@ -40,6 +44,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contract import minutely
 from contract.events import Order, Payment, Reason, reason
 from contract.rules import Rules, status_of
 from producers import serde
@@ -85,6 +90,7 @@ class Truth:
     orders: list[OrderTruth] = field(default_factory=list)
     orphans: list[OrphanTruth] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    minutely: list[list[Any]] = field(default_factory=list)
 
     def order(self, order_id: str) -> OrderTruth:
         return next(o for o in self.orders if o.order_id == order_id)
@@ -104,6 +110,7 @@ class Truth:
             orders=[OrderTruth(**o) for o in doc["orders"]],
             orphans=[OrphanTruth(**o) for o in doc["orphans"]],
             dead_letters=[DeadLetter(**d) for d in doc["dead_letters"]],
+            minutely=doc.get("minutely", []),
         )
 
 
@@ -161,6 +168,20 @@ def compute_truth(
         else:
             final = closed(rules.orphan_close_ts(p.payment_ts))
             orphans.append(OrphanTruth(p.payment_id, p.order_id, p.amount, final))
+    figures: minutely.Tally = {}
+
+    def count(contributions: minutely.Figures) -> None:
+        for key, values in contributions:
+            minutely.add(figures, key, values)
+
+    for o in orders.values():
+        count(minutely.order_accepted(o.order_ts, o.amount, o.currency, o.channel))
+    for p in payments.values():
+        count(minutely.payment_accepted(p.payment_ts, p.amount, p.currency, p.method))
+    for orphan in orphans:
+        if orphan.final:
+            p = payments[orphan.payment_id]
+            count(minutely.orphan_closed(rules.orphan_close_ts(p.payment_ts), p.amount, p.currency))
     results = []
     for oid in sorted(orders):
         o = orders[oid]
@@ -169,6 +190,9 @@ def compute_truth(
         status = status_of(o.amount, paid, final).value
         ids = sorted(p.payment_id for p in assigned[oid])
         results.append(OrderTruth(oid, status, o.amount, paid, o.currency, ids, final))
+        if final:
+            close_ts = rules.order_close_ts(o.order_ts)
+            count(minutely.order_closed(close_ts, status, o.amount, paid, o.currency, len(ids)))
     return Truth(
         scenario=scenario.config.knobs(),
         rules=rules_doc(rules),
@@ -177,6 +201,7 @@ def compute_truth(
         orders=results,
         orphans=sorted(orphans, key=lambda x: x.payment_id),
         dead_letters=dead,
+        minutely=minutely.to_rows(dict(sorted(figures.items()))),
     )
 
 

@@ -36,7 +36,8 @@ from conf.settings import REPO_ROOT, MongoSettings, Settings, TopicSettings, loa
 from producers.scenario import ScenarioConfig, generate
 from producers.topics import ensure_topics
 from sinks.batch_stats import BatchStats, percentile
-from sinks.mongo_io import CHUNK, OUTCOME_INDEXES, MongoSink, PaymentClaims
+from sinks.mongo_io import OUTCOME_INDEXES, MongoSink, PaymentClaims
+from sinks.mongo_store import CHUNK
 from streaming.job import start_query
 from streaming.session import build_session
 
@@ -161,20 +162,25 @@ def ceiling_only(base: Settings, database: str, events: int, docs: int, sample: 
     )
 
 
-def drain_to_mongo(s: Settings) -> tuple[float, int]:
+def drain_to_mongo(
+    s: Settings, figures: bool = True, batches: list[BatchStats] | None = None
+) -> tuple[float, int]:
     """Drain `s`'s topics into its database with the job (Trigger.AvailableNow): seconds from
-    query start to the last batch written, and documents written."""
+    query start to the last batch written, and documents written. `figures`: with the
+    per-minute figures; `batches` gets each batch's stats."""
     spark = build_session(s.spark)
     written = [0]
 
     def on_batch(stats: BatchStats) -> None:
         written[0] += stats.written
+        if batches is not None:
+            batches.append(stats)
         logger.info(
             "%s batch %d rows=%d seconds=%.1f",
             s.pipeline.shape, stats.batch_id, stats.rows, stats.seconds,
         )  # fmt: skip
 
-    sink = MongoSink(s, on_batch=on_batch)
+    sink = MongoSink(s, on_batch=on_batch, figures=figures)
     sink.prepare()
     t0 = time.perf_counter()
     q = start_query(spark, s, sink, available_now=True, claims=PaymentClaims(s))

@@ -33,7 +33,8 @@ from conf.settings import load_settings
 from contract.outputs import OUTCOME, to_json
 from producers.scenario import ScenarioConfig, generate
 from sinks.documents import Row, Write, outcome_write
-from sinks.mongo_io import CHUNK, OUTCOME_INDEXES
+from sinks.mongo_io import OUTCOME_INDEXES
+from sinks.mongo_store import CHUNK
 from streaming.step import outcome_doc
 
 EVENTS_PER_ORDER = 2.05

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything the project runs on into git-ignored folders of the checkout, idempotently:
-#   .venv/                   the package with its dev extras (pip, from PyPI)
+#   .venv/                   the package with its dev and dashboard extras (pip, from PyPI)
 #   .stack/kafka/libs/       Apache Kafka broker (KRaft) jars (mvn, from Maven Central)
 #   .stack/spark-jars/       Spark's Kafka source for the pinned pyspark, and the GCS connector (mvn)
 #   .stack/bin/ferretdb      FerretDB v1, a MongoDB-protocol server (go, from the Go module proxy)
+#   chromium, chromedriver   Debian's packages (apt-get), for the dashboard's browser test
 # A stamp per part records what was installed; a second run checks stamps and downloads nothing.
 set -euo pipefail
 
@@ -23,7 +24,7 @@ hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 
 start=$(date +%s)
 
-# 1. Python virtualenv with the package (editable) and dev extras.
+# 1. Python virtualenv with the package (editable), its dev and dashboard extras.
 need "$PYTHON" "Python 3.10+"
 py_key="$(hash_of "$ROOT/pyproject.toml")"
 if [ ! -x "$ROOT/.venv/bin/python" ]; then
@@ -33,7 +34,7 @@ fi
 if ! stamp_ok venv "$py_key"; then
   log "installing Python packages (pyproject.toml changed or first run)"
   "$ROOT/.venv/bin/pip" install --quiet --upgrade pip
-  "$ROOT/.venv/bin/pip" install --quiet -e "$ROOT[dev]"
+  "$ROOT/.venv/bin/pip" install --quiet -e "$ROOT[dev,dashboard]"
   stamp_set venv "$py_key"
 else
   log "python packages: up to date"
@@ -88,6 +89,54 @@ if ! stamp_ok ferretdb "$ferret_key" || [ ! -x "$STACK/bin/ferretdb" ]; then
   stamp_set ferretdb "$ferret_key"
 else
   log "ferretdb $FERRETDB_VERSION: up to date"
+fi
+
+# 5. Prometheus, Debian's package: `STACK_PROMETHEUS=1 make up` runs it on the job's metrics
+#    endpoint, and tests/integration/test_prometheus.py queries it. scripts/stack.py starts its
+#    own process (own config, data and port), so the package's system service must not run:
+#    service starts are refused during the install (policy-rc.d, as in containers) and one that
+#    ran anyway (a systemd host) is stopped and disabled.
+if [ ! -x /usr/bin/prometheus ]; then
+  log "installing Debian's prometheus with apt-get"
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
+  apt_() {
+    $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout=600 "$@"
+  }
+  apt-cache show prometheus >/dev/null 2>&1 || apt_ update
+  own_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo_ tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo_ chmod +x /usr/sbin/policy-rc.d && own_policy=1
+  fi
+  rc=0
+  apt_ install --no-install-recommends prometheus \
+    || { apt_ update && apt_ install --no-install-recommends prometheus; } || rc=$?
+  [ -z "$own_policy" ] || $sudo_ rm -f /usr/sbin/policy-rc.d
+  [ "$rc" = 0 ] || { echo "setup: apt-get install prometheus failed" >&2; exit "$rc"; }
+  if [ -d /run/systemd/system ]; then
+    $sudo_ systemctl disable --now prometheus >/dev/null 2>&1 || true
+  elif [ -s /run/prometheus/prometheus.pid ]; then
+    $sudo_ start-stop-daemon --stop --quiet --retry 10 --pidfile /run/prometheus/prometheus.pid \
+      --exec /usr/bin/prometheus || true
+  fi
+else
+  log "prometheus: installed ($(/usr/bin/prometheus --version 2>&1 | head -n1 | cut -d' ' -f3))"
+fi
+
+# 6. Chromium and its WebDriver, Debian's packages: the dashboard's browser test
+#    (tests/integration/test_dashboard.py) and scripts/bench_dashboard.py drive headless
+#    Chromium through Selenium (pinned in pyproject.toml).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  log "installing Debian's chromium and chromium-driver with apt-get"
+  chromium_sudo=""; [ "$(id -u)" = 0 ] || chromium_sudo="sudo"
+  apt_chromium() {
+    $chromium_sudo env DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout=600 "$@"
+  }
+  apt-cache show chromium-driver >/dev/null 2>&1 || apt_chromium update
+  apt_chromium install chromium chromium-driver \
+    || { apt_chromium update && apt_chromium install chromium chromium-driver; }
+else
+  log "chromium: installed ($(dpkg-query -W -f='${Version}' chromium 2>/dev/null))"
 fi
 
 log "done in $(( $(date +%s) - start ))s"

@@ -1,6 +1,7 @@
-"""Start, stop and inspect the local stack: one Apache Kafka broker (KRaft) and FerretDB.
+"""Start, stop and inspect the local stack: one Apache Kafka broker (KRaft) and FerretDB, and
+with STACK_PROMETHEUS a Prometheus scraping the job's metrics (STACK_METRICS_TARGETS).
 
-    python -m scripts.stack up | down | status | logs [kafka|mongo]
+    python -m scripts.stack up | down | status | logs [kafka|mongo|prometheus]
 
 Binaries come from scripts/setup.sh. Data, logs and pid files live under STACK_DIR (.stack/).
 `up` waits until each service answers a real request (Kafka metadata, Mongo `ping`); `down`
@@ -297,6 +298,10 @@ def up(s: Settings) -> None:
         print(f"ferretdb  up  pid={pid} uri=mongodb://127.0.0.1:{s.stack.mongo_port}/")
     else:
         print("mongodb   remote (not started): MONGO_URI points elsewhere")
+    if s.stack.prometheus:
+        from scripts import prometheus  # imports this module: not at the top
+
+        prometheus.up(s)
     if s.stack.spark_workers > 0:
         from scripts import cluster  # imports this module: not at the top
 
@@ -327,6 +332,10 @@ def down(s: Settings) -> None:
         cluster.down(s)
     for svc in (mongo_service(s), kafka_service(s)):
         print(f"{svc.name:9} {'stopped' if stop(svc) else 'was not running'}")
+    from scripts import prometheus
+
+    if prometheus.is_running(s) or s.stack.prometheus:  # whatever STACK_PROMETHEUS says now
+        prometheus.down(s)
 
 
 def status(s: Settings) -> dict[str, bool]:
@@ -339,8 +348,10 @@ def status(s: Settings) -> dict[str, bool]:
         ok = ready()
         result[svc.name] = ok
         print(f"{svc.name:9} {'up' if ok else 'down'}  pid={pid or '-'}  log={svc.log_file}")
-    from scripts import cluster
+    from scripts import cluster, prometheus
 
+    if s.stack.prometheus or prometheus.is_running(s):
+        result.update(prometheus.status(s))
     if s.stack.spark_workers > 0 or cluster.is_running(s):
         result.update(cluster.status(s))
     return result
@@ -353,7 +364,9 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("command", choices=["up", "down", "status", "logs"])
-    parser.add_argument("service", nargs="?", choices=["kafka", "mongo"], default=None)
+    parser.add_argument(
+        "service", nargs="?", choices=["kafka", "mongo", "prometheus"], default=None
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     s = load_settings()
@@ -366,6 +379,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if all(status(s).values()) else 1
         else:
             services = {"kafka": kafka_service(s), "mongo": mongo_service(s)}
+            if s.stack.prometheus or args.service == "prometheus":
+                from scripts import prometheus
+
+                services["prometheus"] = prometheus.service(s)
             for name in [args.service] if args.service else list(services):
                 svc = services[name]
                 log = svc.home / "logs" / "server.log" if name == "kafka" else svc.log_file

@@ -15,6 +15,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from contract import minutely
+
 GROWTH = 1.05
 _LOG = math.log(GROWTH)
 
@@ -37,9 +39,18 @@ class PartitionStats:
     write_s: float = 0.0
     counts: Counter[str] = field(default_factory=Counter)
     latency: Counter[int] = field(default_factory=Counter)  # bucket -> documents
+    # the same latencies by the minute of the Kafka timestamp: minute -> bucket -> documents
+    minute_latency: dict[int, Counter[int]] = field(default_factory=dict)
+    tally: minutely.Tally = field(default_factory=dict)  # additions to the per-minute figures
+    watermark: int | None = None  # the one the tally was computed under
+    retries: int = 0  # MongoDB calls retried after a transient error
 
-    def observe_latencies(self, ms: Iterable[int]) -> None:
-        self.latency.update(bucket_of(max(0, m)) for m in ms)
+    def observe_latencies(self, pairs: Iterable[tuple[int, int]]) -> None:
+        """(Kafka timestamp, produced-to-written ms) of each document written."""
+        for kafka_ts, ms in pairs:
+            b = bucket_of(max(0, ms))
+            self.latency[b] += 1
+            self.minute_latency.setdefault(minutely.minute_of(kafka_ts), Counter())[b] += 1
 
     def to_json(self) -> str:
         return json.dumps(
@@ -50,7 +61,11 @@ class PartitionStats:
                 "skipped": self.skipped,
                 "write_s": self.write_s,
                 "counts": self.counts,
-                "latency": {str(k): v for k, v in self.latency.items()},
+                "latency": self.latency,
+                "minute_latency": self.minute_latency,
+                "tally": minutely.to_rows(self.tally),
+                "watermark": self.watermark,
+                "retries": self.retries,
             }
         )
 
@@ -64,8 +79,16 @@ class PartitionStats:
             d["skipped"],
             d["write_s"],
             Counter(d["counts"]),
-            Counter({int(k): v for k, v in d["latency"].items()}),
+            _histogram(d["latency"]),
+            {int(m): _histogram(h) for m, h in d["minute_latency"].items()},
+            minutely.add_rows({}, d["tally"]),
+            d["watermark"],
+            d["retries"],
         )
+
+
+def _histogram(d: dict[str, int]) -> Counter[int]:
+    return Counter({int(k): v for k, v in d.items()})
 
 
 @dataclass(slots=True)
@@ -75,6 +98,7 @@ class BatchStats:
     batch_id: int
     partitions: list[PartitionStats]
     seconds: float = 0.0  # the whole foreachBatch call: compute and writes
+    figures_s: float = 0.0  # of which folding the tallies into the per-minute figures
 
     @property
     def rows(self) -> int:
@@ -95,6 +119,30 @@ class BatchStats:
     @property
     def latency(self) -> Counter[int]:
         return sum((p.latency for p in self.partitions), Counter())
+
+    @property
+    def minute_latency(self) -> dict[int, Counter[int]]:
+        merged: dict[int, Counter[int]] = {}
+        for p in self.partitions:
+            for m, hist in p.minute_latency.items():
+                merged.setdefault(m, Counter()).update(hist)
+        return merged
+
+    @property
+    def tally(self) -> minutely.Tally:
+        merged: minutely.Tally = {}
+        for p in self.partitions:
+            minutely.merge(merged, p.tally)
+        return merged
+
+    @property
+    def watermark(self) -> int | None:
+        marks = [p.watermark for p in self.partitions if p.watermark is not None]
+        return max(marks) if marks else None
+
+    @property
+    def retries(self) -> int:
+        return sum(p.retries for p in self.partitions)
 
     def percentile(self, q: float) -> float | None:
         """The q-th percentile (0..100) of produced-to-written latency, in ms."""

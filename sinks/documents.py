@@ -22,7 +22,8 @@ from typing import Any
 
 from pymongo import UpdateOne
 
-from contract.outputs import DEAD_LETTER, ORPHAN, OUTCOME
+from contract import minutely
+from contract.outputs import DEAD_LETTER, ORPHAN, OUTCOME, TALLY
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,8 @@ class Plan:
     dead_letters: list[Write]
     counts: dict[str, int]
     fingerprint: str
+    tally: minutely.Tally  # the batch's additions to the per-minute figures
+    watermark: int | None  # the watermark the shape computed them under
 
 
 def _write(doc_id: str, fields: dict[str, Any], at_least: dict[str, int], first: bool) -> Write:
@@ -118,18 +121,29 @@ def unstorable_key(value: Any) -> str | None:
 
 def plan(rows: Iterable[Row], written_at_ms: int) -> Plan:
     """Group a batch's rows into writes per collection, with a fingerprint of their content
-    (whatever their order: a replayed partition may hand the same rows over in another)."""
+    (whatever their order: a replayed partition may hand the same rows over in another), and
+    sum their tallies of the per-minute figures (dead letters counted by their Kafka minute)."""
     outcomes: list[Write] = []
     orphans: list[Write] = []
     dead: list[Write] = []
     counts: dict[str, int] = {}
     digests: list[bytes] = []
+    tally: minutely.Tally = {}
+    watermark: int | None = None
     for row in rows:
+        digests.append(hashlib.sha256(f"{row.doc_id}\0{row.doc}".encode()).digest())
+        if row.kind == TALLY:
+            doc = json.loads(row.doc)
+            minutely.add_rows(tally, doc["figures"])
+            watermark = max(watermark or doc["watermark"], doc["watermark"])
+            continue
         counts[row.kind] = counts.get(row.kind, 0) + 1
         if row.kind == DEAD_LETTER:
             doc = json.loads(row.doc)
             reason_key = "reason:" + doc["reason"].split(":")[0]
             counts[reason_key] = counts.get(reason_key, 0) + 1
+            if row.kafka_ts is not None:
+                minutely.add(tally, *minutely.dead_lettered(row.kafka_ts, doc["reason"]))
             dead.append(dead_letter_write(row, doc, written_at_ms))
         elif row.kind == OUTCOME:
             outcomes.append(outcome_write(row, written_at_ms))
@@ -137,6 +151,5 @@ def plan(rows: Iterable[Row], written_at_ms: int) -> Plan:
             orphans.append(outcome_write(row, written_at_ms))
         else:
             raise ValueError(f"unknown output kind {row.kind!r}")
-        digests.append(hashlib.sha256(f"{row.doc_id}\0{row.doc}".encode()).digest())
     fingerprint = hashlib.sha256(b"".join(sorted(digests))).hexdigest()
-    return Plan(outcomes, orphans, dead, counts, fingerprint)
+    return Plan(outcomes, orphans, dead, counts, fingerprint, tally, watermark)

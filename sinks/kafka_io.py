@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from conf.settings import Settings
-from contract.outputs import DEAD_LETTER
+from contract.outputs import DEAD_LETTER, TALLY
 
 
 def kafka_publisher(settings: Settings) -> Callable[[Any, int], None] | None:
@@ -28,7 +28,7 @@ def kafka_publisher(settings: Settings) -> Callable[[Any, int], None] | None:
 
         if p.publish_outcomes:
             (
-                batch_df.where(sf.col("kind") != DEAD_LETTER)
+                batch_df.where(~sf.col("kind").isin(DEAD_LETTER, TALLY))
                 .select(sf.col("doc_id").alias("key"), sf.col("doc").alias("value"))
                 .write.format("kafka")
                 .options(**options)

@@ -28,31 +28,26 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from bson.errors import InvalidDocument
-from pymongo import ASCENDING, DeleteOne, InsertOne, MongoClient, UpdateOne
+from pymongo import ASCENDING, DeleteOne, InsertOne, UpdateOne
 from pymongo.collection import Collection
-from pymongo.errors import (
-    AutoReconnect,
-    BulkWriteError,
-    ConnectionFailure,
-    OperationFailure,
-    PyMongoError,
-)
+from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
 from conf.settings import Settings
+from contract import minutely
 from contract.events import Reason, reason
+from contract.outputs import DEAD_LETTER, ORPHAN, OUTCOME, TALLY
 from contract.wire import preview
 from sinks import metrics
 from sinks.batch_stats import BatchStats, PartitionStats
 from sinks.documents import Row, Write, plan, unstorable_key
+from sinks.live_io import LiveFigures
+from sinks.mongo_store import RETRIED, LayoutError, MongoStore, SinkError, chunks
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
-TRANSIENT = (AutoReconnect, ConnectionFailure)
-CHUNK = 500  # writes per bulk_write command
 DUPLICATE_KEY = 11000
 NOT_IMPLEMENTED, INDEX_OPTIONS_CONFLICT = 238, 85
 PRUNE_EVERY_S = 60.0  # how often the sink deletes expired payment claims without a TTL index
@@ -67,61 +62,14 @@ TRANSIENT_CODES = frozenset({6, 7, 50, 89, 91, 112, 189, 262, 9001, 10107, 11600
 # whole-command errors that are no document's fault: unauthorized, authentication failed
 FATAL_CODES = frozenset({13, 18})
 REFUSED = "refused"  # the count of documents the database refused, in the batch stats
+KINDS = (OUTCOME, ORPHAN, DEAD_LETTER)  # the rows that are documents (not a TALLY)
 # Errors of one document raised by the driver rather than reported by the server: BSON cannot
 # encode it (a NUL in a key, a lone surrogate, an integer beyond 64 bits), it is too large, or
 # (KeyError) FerretDB refused an update in an answer pymongo cannot read ('nModified').
 REFUSED_BY_DRIVER = (InvalidDocument, UnicodeEncodeError, OverflowError, KeyError)
 OUTCOME_INDEXES = ("status", "final", "order_id")  # single-field indexes of the outcomes
+DEAD_LETTER_INDEXES = ("reason", "dead_lettered_at")  # the dashboard's filter and its order
 STATS_SCHEMA = "stats string"  # one JSON PartitionStats per partition
-
-_CLIENTS: dict[str, MongoClient[dict[str, Any]]] = {}  # per process: one client per server
-
-
-def client_for(uri: str, timeout_ms: int = 10_000) -> MongoClient[dict[str, Any]]:
-    """This process's client for `uri`, made on first use (pymongo clients are thread-safe and
-    pool their connections; Spark reuses the Python worker across tasks and batches)."""
-    if uri not in _CLIENTS:
-        _CLIENTS[uri] = MongoClient(uri, serverSelectionTimeoutMS=timeout_ms)
-    return _CLIENTS[uri]
-
-
-class LayoutError(RuntimeError):
-    """The settings would read an existing checkpoint's state with a different layout."""
-
-    code = "STATE_LAYOUT_CHANGED"
-
-
-class SinkError(RuntimeError):
-    """Writing a batch failed after the retries; the query must stop and restart."""
-
-    code = "SINK_WRITE_FAILED"
-
-
-def retry(fn: Callable[[], T], what: str, attempts: int = 5, base_delay: float = 0.2) -> T:
-    for attempt in range(1, attempts + 1):
-        try:
-            return fn()
-        except TRANSIENT as exc:
-            if attempt == attempts:
-                # pymongo's text names the server (host:port, never credentials) and the cause
-                cause = str(exc).split(" (configured timeouts")[0].split(", Timeout:")[0]
-                raise SinkError(
-                    f"{what} failed after {attempts} attempts: {type(exc).__name__}: {cause[:300]}"
-                ) from exc
-            delay = base_delay * 2 ** (attempt - 1)
-            logger.warning(
-                "transient mongo error what=%s attempt=%d retry_in=%.1fs error=%s",
-                what,
-                attempt,
-                delay,
-                type(exc).__name__,
-            )
-            time.sleep(delay)
-    raise AssertionError("unreachable")
-
-
-def _chunks(items: Sequence[T]) -> list[list[T]]:
-    return [list(items[i : i + CHUNK]) for i in range(0, len(items), CHUNK)]
 
 
 def rows_of(pdf: Any) -> list[Row]:
@@ -151,28 +99,6 @@ def refused_letter(collection: str, doc_id: str, op: Any, error: str) -> dict[st
         "error": error[:2000],
         "preview": preview(repr(op).encode("utf-8", "backslashreplace"), 2000),
     }
-
-
-class MongoStore:
-    """The settings' database, through this process's client. Picklable: settings only."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def collection(self, name: str) -> Collection[dict[str, Any]]:
-        m = self.settings.mongo
-        return client_for(m.uri.get_secret_value(), m.timeout_ms)[m.database][name]
-
-    def retry(self, fn: Callable[[], T], what: str) -> T:
-        """`fn`, retried on transient errors as PIPELINE_SINK_RETRIES/_RETRY_BASE_S say."""
-        p = self.settings.pipeline
-        return retry(fn, what, attempts=p.sink_retries, base_delay=p.sink_retry_base_s)
-
-    def marker_id(self, batch_id: int) -> str:
-        return f"{self.settings.spark.checkpoint_location}:{batch_id}"
-
-    def partition_marker_id(self, partition: int) -> str:
-        return f"{self.settings.spark.checkpoint_location}:p{partition}"
 
 
 class PartitionWriter(MongoStore):
@@ -250,7 +176,7 @@ class PartitionWriter(MongoStore):
                 refused.append(refused_letter(name, w.doc_id, w.upsert, error))
         writes = checked
         inserts = [w for w in writes if w.insert is not None]
-        for chunk in _chunks(inserts):
+        for chunk in chunks(inserts):
             ops: list[Any] = [InsertOne(w.insert or {}) for w in chunk]
             dup, bad = self._bulk(coll, ops, [w.doc_id for w in chunk], batch_id)
             fallbacks.extend(chunk[i] for i in dup)
@@ -262,7 +188,7 @@ class PartitionWriter(MongoStore):
                 name,
                 len(fallbacks),
             )
-        for chunk in _chunks([w for w in writes if w.insert is None] + fallbacks):
+        for chunk in chunks([w for w in writes if w.insert is None] + fallbacks):
             upserts: list[Any] = [w.upsert for w in chunk]
             refused += self._bulk(coll, upserts, [w.doc_id for w in chunk], batch_id)[1]
         return refused
@@ -300,12 +226,16 @@ class PartitionWriter(MongoStore):
         time.sleep(pl.fault_pause_s)
 
     def write_rows(self, rows: list[Row], batch_id: int, partition: int) -> PartitionStats:
-        """Write one partition's rows (skipped when its marker shows them written already)."""
+        """Write one partition's rows (skipped when its marker shows them written already).
+        Its tally of the per-minute figures comes back either way: the driver counts a re-run
+        batch once (sinks/live_docs.py)."""
         m = self.settings.mongo
-        started = time.monotonic()
+        started, retried = time.monotonic(), RETRIED[0]
         written_at = int(time.time() * 1000)
         p = plan(rows, written_at)
-        stats = PartitionStats(partition, len(rows), counts=Counter(p.counts))
+        documents = sum(p.counts.get(k, 0) for k in KINDS)
+        stats = PartitionStats(partition, documents, counts=Counter(p.counts))
+        stats.tally, stats.watermark = p.tally, p.watermark
         if not rows:
             return stats
         markers = self.collection(m.batches_collection)
@@ -326,13 +256,23 @@ class PartitionWriter(MongoStore):
         refused += self.write(m.dead_letters_collection, p.dead_letters, batch_id)
         self.write_refused(refused, batch_id)
         stats.counts[REFUSED] += len(refused)
+        kafka_ts = {r.doc_id: r.kafka_ts for r in rows}
+        for d in refused:
+            ts = kafka_ts.get(d["doc_id"])
+            if ts is not None:
+                minutely.add(stats.tally, *minutely.dead_lettered(ts, d["reason"]))
         marker_doc = {"batch_id": batch_id, "fingerprint": p.fingerprint, "rows": len(rows)}
         self.retry(
             lambda: markers.replace_one({"_id": key}, marker_doc, upsert=True), "write marker"
         )
         stats.written = len(p.outcomes) + len(p.orphans) + len(p.dead_letters) - len(refused)
         stats.write_s = time.monotonic() - started
-        stats.observe_latencies(written_at - r.kafka_ts for r in rows if r.kafka_ts is not None)
+        stats.observe_latencies(
+            (r.kafka_ts, written_at - r.kafka_ts)
+            for r in rows
+            if r.kafka_ts is not None and r.kind != TALLY
+        )
+        stats.retries = RETRIED[0] - retried
         return stats
 
     def write_partition(self, batch_id: int, pdfs: Iterator[Any]) -> Iterator[Any]:
@@ -427,17 +367,20 @@ class PaymentClaims(MongoStore):
 
 class MongoSink(MongoStore):
     """Callable for `writeStream.foreachBatch`, on the driver: runs the batch with each partition
-    writing itself, and gets back only each partition's stats."""
+    writing itself, and gets back only each partition's stats; then folds their tallies into the
+    per-minute figures (`figures=False`: not, for benchmarks of the documents alone)."""
 
     def __init__(
         self,
         settings: Settings,
         publish: Callable[[Any, int], None] | None = None,
         on_batch: Callable[[BatchStats], None] | None = None,
+        figures: bool = True,
     ) -> None:
         super().__init__(settings)
         self.publish = publish
         self.on_batch = on_batch
+        self.figures = LiveFigures(settings) if figures else None
         self.claims_expire = True  # the server expires payment claims itself (TTL index)
         self.pruned_at = 0.0
 
@@ -449,7 +392,12 @@ class MongoSink(MongoStore):
                 functools.partial(outcomes.create_index, [(field, ASCENDING)]), "create_index"
             )
         dead = self.collection(m.dead_letters_collection)
-        self.retry(lambda: dead.create_index([("reason", ASCENDING)]), "create_index")
+        for field in DEAD_LETTER_INDEXES:
+            self.retry(functools.partial(dead.create_index, [(field, ASCENDING)]), "create_index")
+        orphans = self.collection(m.orphans_collection)
+        self.retry(lambda: orphans.create_index([("order_id", ASCENDING)]), "create_index")
+        if self.figures is not None:
+            self.figures.ensure_indexes()
         self.claims_expire = PaymentClaims(self.settings).ensure_indexes()
 
     def check_layout(self) -> None:
@@ -489,7 +437,7 @@ class MongoSink(MongoStore):
         return [PartitionStats.from_json(r[0]) for r in got]
 
     def __call__(self, batch_df: Any, batch_id: int) -> None:
-        started = time.monotonic()
+        started, retried = time.monotonic(), RETRIED[0]
         if self.publish is not None:  # read twice (Mongo, then Kafka): compute the batch once
             batch_df = batch_df.persist()
         stats = BatchStats(batch_id, self.write_batch(batch_df, batch_id))
@@ -497,6 +445,12 @@ class MongoSink(MongoStore):
             if stats.rows:
                 self.publish(batch_df, batch_id)
             batch_df.unpersist()
+        if self.figures is not None:
+            figures_started = time.monotonic()
+            n = self.figures.write(stats, self.marker_id(batch_id))
+            stats.figures_s = time.monotonic() - figures_started
+            logger.info("minutely figures written batch_id=%s n=%d seconds=%.3f",
+                        batch_id, n, stats.figures_s)  # fmt: skip
         markers = self.collection(self.settings.mongo.batches_collection)
         marker = {"rows": stats.rows, "counts": dict(stats.counts),
                   "written_at": int(time.time() * 1000)}  # fmt: skip
@@ -519,6 +473,6 @@ class MongoSink(MongoStore):
             stats.seconds,
             [round(p.write_s, 3) for p in stats.partitions],
         )
-        metrics.observe_batch(stats)
+        metrics.observe_batch(stats, time.time(), retried=RETRIED[0] - retried)
         if self.on_batch is not None:
             self.on_batch(stats)

@@ -41,15 +41,6 @@ def summary(settings: Any) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def record_state(progress: dict[str, Any] | None) -> None:
-    from sinks import metrics
-
-    ops = (progress or {}).get("stateOperators") or []
-    if ops:
-        metrics.STATE_ROWS.set(ops[0].get("numRowsTotal", 0))
-        metrics.STATE_BYTES.set(ops[0].get("memoryUsedBytes", 0))
-
-
 def stop_after_batch(query: Any, timeout_s: float = 600.0) -> None:
     """Stop the query once the batch in flight (if any) has committed, before the next one.
 
@@ -90,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="serve Prometheus metrics on this port (e.g. 9108)",
     )
+    parser.add_argument(
+        "--metrics-addr",
+        default="127.0.0.1",
+        help="the address the metrics server binds (0.0.0.0 inside a container)",
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -103,15 +99,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from sinks.kafka_io import kafka_publisher
-    from sinks.mongo_io import LayoutError, MongoSink, PaymentClaims, SinkError
-    from streaming.job import start_query
+    from sinks.live_io import JobStatus
+    from sinks.mongo_io import MongoSink, PaymentClaims
+    from sinks.mongo_store import LayoutError, SinkError
+    from streaming.job import QUERY_NAME, start_query
+    from streaming.progress import watch
     from streaming.session import build_session
 
     if args.metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(args.metrics_port, addr="127.0.0.1")
-        logger.info("metrics on http://127.0.0.1:%d/metrics", args.metrics_port)
+        start_http_server(args.metrics_port, addr=args.metrics_addr)
+        logger.info("metrics on http://%s:%d/metrics", args.metrics_addr, args.metrics_port)
     sink = MongoSink(settings, publish=kafka_publisher(settings))
     try:
         sink.prepare()
@@ -119,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m streaming: error: {exc.code}: {exc}", file=sys.stderr)
         return 1
     spark = build_session(settings.spark)
+    watch(spark, QUERY_NAME, JobStatus(settings))
     query = start_query(
         spark, settings, sink, available_now=args.available_now, claims=PaymentClaims(settings)
     )
@@ -133,7 +133,6 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, request_stop)
     while query.isActive and not stopping.is_set():
         query.awaitTermination(1)
-        record_state(query.lastProgress)
     if query.isActive:
         stop_after_batch(query)
     if query.exception() is not None:

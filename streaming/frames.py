@@ -14,10 +14,10 @@ import pandas as pd
 from pyspark.sql import types as T
 
 from contract.events import PAYMENT, Reason
-from contract.outputs import Output, dead_letter, to_json
+from contract.outputs import Output, dead_letter, tally, to_json
 from contract.rules import Rules
 from streaming.source import MALFORMED
-from streaming.step import EVENT_COLUMNS
+from streaming.step import EVENT_COLUMNS, StepResult
 
 OUTPUT_SCHEMA = T.StructType(
     [
@@ -30,6 +30,15 @@ OUTPUT_SCHEMA = T.StructType(
     ]
 )
 _INT_COLUMNS = frozenset({"event_ts", "amount", "kafka_ts", "partition", "offset"})
+
+
+def outputs_of(res: StepResult, watermark: int, *before: list[Output]) -> list[Output]:
+    """What a shape emits for one bucket: `before` (dead letters found ahead of the step), the
+    step's documents, and its tally of the per-minute figures (when it counted anything)."""
+    out = [o for outputs in before for o in outputs] + res.outputs
+    if res.tally:
+        out.append(tally(res.tally, watermark))
+    return out
 
 
 def frame(outputs: list[Output]) -> pd.DataFrame:

@@ -23,6 +23,7 @@ from streaming.frames import Claims
 from streaming.source import read_events
 
 logger = logging.getLogger(__name__)
+QUERY_NAME = "reconcile"
 
 # Every shape: (events from read_events, settings, payment-id claims or None) -> documents of
 # streaming.frames.OUTPUT_SCHEMA
@@ -43,7 +44,7 @@ def start_query(
     sink: Callable[[DataFrame, int], Any],
     *,
     available_now: bool = False,
-    query_name: str = "reconcile",
+    query_name: str = QUERY_NAME,
     claims: Claims | None = None,
 ) -> StreamingQuery:
     """Start the query. `claims` (sinks.mongo_io.PaymentClaims) makes a payment_id pay one

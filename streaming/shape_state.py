@@ -20,7 +20,14 @@ from pyspark.sql.streaming.state import GroupState, GroupStateTimeout
 
 from conf.settings import Settings
 from contract.rules import Rules
-from streaming.frames import OUTPUT_SCHEMA, Claims, frame, reject_reused, split_events
+from streaming.frames import (
+    OUTPUT_SCHEMA,
+    Claims,
+    frame,
+    outputs_of,
+    reject_reused,
+    split_events,
+)
 from streaming.step import empty_state, step
 
 STATE_SCHEMA = T.StructType([T.StructField("blob", T.BinaryType())])
@@ -43,7 +50,7 @@ def make_state_func(rules: Rules, claims: Claims | None = None):  # type: ignore
                 state.setTimeoutTimestamp(max(res.next_close_ts, watermark + 1))
         elif state.exists:
             state.remove()
-        outputs = malformed + reused + res.outputs
+        outputs = outputs_of(res, watermark, malformed, reused)
         if outputs:
             yield frame(outputs)
 

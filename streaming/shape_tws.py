@@ -36,7 +36,14 @@ from pyspark.sql.streaming.stateful_processor import (
 
 from conf.settings import Settings
 from contract.rules import Rules
-from streaming.frames import OUTPUT_SCHEMA, Claims, frame, reject_reused, split_events
+from streaming.frames import (
+    OUTPUT_SCHEMA,
+    Claims,
+    frame,
+    outputs_of,
+    reject_reused,
+    split_events,
+)
 from streaming.step import StepResult, empty_state, step
 
 _ID = T.StructType([T.StructField("order_id", T.StringType())])
@@ -201,7 +208,7 @@ class Reconciler(StatefulProcessor):
         watermark = timerValues.getCurrentWatermarkInMs()
         reused, events = reject_reused(events, watermark, self.rules, self.claims)
         res = self._step({ev[1] for ev in events}, events, watermark)
-        outputs = malformed + reused + res.outputs
+        outputs = outputs_of(res, watermark, malformed, reused)
         if outputs:
             yield frame(outputs)
 
@@ -209,9 +216,10 @@ class Reconciler(StatefulProcessor):
         self, key: Any, timerValues: TimerValues, expiredTimerInfo: ExpiredTimerInfo
     ) -> Iterator[pd.DataFrame]:
         self.timer.clear()  # Spark has dropped the timer that fired
-        res = self._close_due(timerValues.getCurrentWatermarkInMs())
-        if res.outputs:
-            yield frame(res.outputs)
+        watermark = timerValues.getCurrentWatermarkInMs()
+        outputs = outputs_of(self._close_due(watermark), watermark)
+        if outputs:
+            yield frame(outputs)
 
     def close(self) -> None:
         pass

@@ -30,7 +30,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from contract.events import ORDER, Reason
+from contract import minutely
+from contract.events import ORDER, F, Reason
 from contract.outputs import ORPHAN, OUTCOME, Output, dead_letter
 from contract.rules import Rules, Status, status_of
 
@@ -67,6 +68,13 @@ class StepResult:
     outputs: list[Output] = field(default_factory=list)
     stats: StepStats = field(default_factory=StepStats)
     next_close_ts: int | None = None  # earliest close of what is left; a timer for Spark
+    # what this batch adds to the per-minute figures (contract/minutely.py): accepted orders
+    # and payments, closed orders and orphans
+    tally: minutely.Tally = field(default_factory=dict)
+
+    def count(self, contributions: Iterable[tuple[minutely.Key, list[int]]]) -> None:
+        for key, values in contributions:
+            minutely.add(self.tally, key, values)
 
 
 def empty_state() -> dict[str, Any]:
@@ -128,7 +136,7 @@ def step(
     closed: dict[str, list[Any]] = state.setdefault("closed", {})
     res = StepResult()
     changed: dict[str, None] = {}  # order_ids to emit, in first-change order
-    first_seen: dict[str, str] = {}  # order_id -> the order's fields, kept on its first outcome
+    first_seen: dict[str, Any] = {}  # order_id -> the order's fields, kept on its first outcome
     payments: list[tuple[Any, ...]] = []
     # ids past the de-duplication horizon are forgotten before this batch's events are seen
     for order_id, rec in list(closed.items()):
@@ -150,7 +158,8 @@ def step(
                 res.stats.duplicates += 1
                 continue
             orders[order_id] = [event_ts, ev[4], ev[5], {}, ev[7]]
-            first_seen[order_id] = ev[11]
+            first_seen[order_id] = fields = json.loads(ev[11])
+            res.count(minutely.order_accepted(event_ts, ev[4], ev[5], fields[F.CHANNEL]))
             changed[order_id] = None
             for pid, p in list(pending.get(order_id, {}).items()):
                 if rules.matches(event_ts, p[2]):
@@ -172,6 +181,7 @@ def step(
         ):
             res.stats.duplicates += 1
             continue
+        res.count(minutely.payment_accepted(event_ts, ev[4], ev[5], ev[6]))
         if entry is not None and rules.matches(entry[0], event_ts):
             entry[3][payment_id] = [ev[4], ev[6], event_ts]
             entry[4] = max(entry[4], ev[7])
@@ -186,7 +196,12 @@ def step(
         if rules.is_closed(close_ts, watermark):
             res.stats.closed += 1
             changed.pop(order_id, None)
-            res.outputs.append(_outcome(order_id, entry, True, first_seen.get(order_id)))
+            out = _outcome(order_id, entry, True, first_seen.get(order_id))
+            res.outputs.append(out)
+            res.count(
+                minutely.order_closed(close_ts, out.doc["status"], entry[1], out.doc["paid"],
+                                      entry[2], len(entry[3]))
+            )  # fmt: skip
             _remember(closed, order_id, rules.forget_ts(close_ts), True, entry[3])
             del orders[order_id]
     for order_id, by_id in list(pending.items()):
@@ -195,6 +210,7 @@ def step(
             if rules.is_closed(close_ts, watermark):
                 res.stats.orphaned += 1
                 res.outputs.append(Output(ORPHAN, pid, orphan_doc(pid, order_id, p)))
+                res.count(minutely.orphan_closed(close_ts, p[0], p[3]))
                 _remember(closed, order_id, rules.forget_ts(close_ts), False, [pid])
                 del by_id[pid]
         if not by_id:
@@ -210,10 +226,10 @@ def step(
     return res
 
 
-def _outcome(order_id: str, entry: list[Any], final: bool, fields: str | None) -> Output:
+def _outcome(order_id: str, entry: list[Any], final: bool, fields: dict[str, Any] | None) -> Output:
     """An order's outcome; on its first emission (`fields` given) with the order's own fields
     under `order`, which is how the sink knows the document is new."""
     doc = outcome_doc(order_id, entry, final)
     if fields is not None:
-        doc["order"] = json.loads(fields)
+        doc["order"] = fields
     return Output(OUTCOME, order_id, doc, kafka_ts=entry[4])

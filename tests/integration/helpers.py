@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -33,6 +34,27 @@ def isolated(s: Settings, name: str, checkpoint: str) -> Settings:
             "spark": s.spark.model_copy(update={"checkpoint_location": checkpoint}),
         }
     )
+
+
+def job_env(s: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a `python -m streaming` subprocess run with `s`'s topics, database,
+    checkpoint, shape and batch size (plus `extra`)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYSPARK", "SPARK_ENV"))}
+    env.update(
+        TOPIC_ORDERS=s.topics.orders,
+        TOPIC_PAYMENTS=s.topics.payments,
+        TOPIC_DEAD_LETTERS=s.topics.dead_letters,
+        TOPIC_OUTCOMES=s.topics.outcomes,
+        MONGO_DATABASE=s.mongo.database,
+        SPARK_CHECKPOINT_LOCATION=s.spark.checkpoint_location,
+        PIPELINE_SHAPE=s.pipeline.shape,
+    )
+    if s.pipeline.max_offsets_per_trigger is not None:
+        env["PIPELINE_MAX_OFFSETS_PER_TRIGGER"] = str(s.pipeline.max_offsets_per_trigger)
+    env.update(extra)
+    return env
 
 
 def create_topics(s: Settings, partitions: int = 3) -> None:
@@ -73,13 +95,91 @@ def docs(s: Settings, collection: str) -> dict[str, dict[str, Any]]:
 
 
 def drain(spark: Any, s: Settings, sink: Any) -> None:
-    """Run the job over everything in Kafka now (with the payment-id registry, as
-    `python -m streaming` runs it), then stop it."""
+    """Run the job over everything in Kafka now (with the payment-id registry and the progress
+    reports, as `python -m streaming` runs it), then stop it once its last report is in."""
+    from sinks.live_io import JobStatus
     from sinks.mongo_io import PaymentClaims
     from streaming.job import start_query
+    from streaming.progress import watch
 
-    query = start_query(spark, s, sink, claims=PaymentClaims(s))
+    name = f"reconcile_{s.mongo.database}"  # the listener hears this test's query only
+    listener = watch(spark, name, JobStatus(s))
+    query = start_query(spark, s, sink, claims=PaymentClaims(s), query_name=name)
     try:
         query.processAllAvailable()
+        last = (query.lastProgress or {}).get("batchId", -1)
+        status = mongo_db(s)[s.mongo.status_collection]
+        deadline = time.monotonic() + 30  # Spark's listener bus delivers reports asynchronously
+        while time.monotonic() < deadline:
+            if (status.find_one({"_id": s.spark.checkpoint_location}) or {}).get(
+                "batch_id", -1
+            ) >= last:
+                break
+            time.sleep(0.1)
     finally:
         query.stop()
+        spark.streams.removeListener(listener)
+
+
+def kafka_timestamps(s: Settings) -> dict[tuple[str, str | None, str | None], list[int]]:
+    """Every record of the run's two topics, (topic, key, value as truth text) -> its Kafka
+    timestamps, read back from the broker."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from producers.truth import as_text
+
+    consumer = Consumer({**s.kafka.client_config(), "group.id": f"ts-{time.time_ns()}",
+                         "enable.auto.commit": False})  # fmt: skip
+    found: dict[tuple[str, str | None, str | None], list[int]] = {}
+    try:
+        for topic in (s.topics.orders, s.topics.payments):
+            meta = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+            for p in meta:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                if high <= low:
+                    continue
+                consumer.assign([TopicPartition(topic, p, low)])
+                seen = 0
+                while seen < high - low:
+                    for m in consumer.consume(500, timeout=5):
+                        if m.error():
+                            continue
+                        seen += 1
+                        key = (topic, as_text(m.key()), as_text(m.value()))
+                        found.setdefault(key, []).append(m.timestamp()[1])
+    finally:
+        consumer.close()
+    return found
+
+
+def assert_figures_equal_truth(s: Settings, truth: dict[str, Any]) -> None:
+    """metrics_minutely holds exactly the truth's figures (event time) and the dead letters by
+    the minute of their Kafka timestamps, each final exactly when the truth's watermark says;
+    the latency figures count every document written at least once."""
+    from contract import minutely as mn
+
+    stored = docs(s, s.mongo.minutely_collection)
+    expected: dict[str, tuple[dict[str, int], bool]] = {}
+    w = truth["final_watermark_ms"]
+    for minute, metric, dim, currency, *values in truth["minutely"]:
+        value = dict(zip(mn.VALUES[metric], values, strict=True))
+        final = mn.is_final(metric, minute, w)
+        expected[mn.doc_id((minute, metric, dim, currency))] = (value, final)
+    stamps = kafka_timestamps(s)
+    dead: mn.Tally = {}
+    for d in truth["dead_letters"]:
+        kafka_ts = stamps[(d["topic"], d["key"], d["value"])].pop(0)
+        mn.add(dead, *mn.dead_lettered(kafka_ts, d["reason"]))
+    for key, (n,) in dead.items():
+        expected[mn.doc_id(key)] = ({"count": n}, False)
+    got = {
+        i: ({n: d[n] for n in mn.VALUES[d["metric"]]}, d["final"])
+        for i, d in stored.items()
+        if d["metric"] != mn.LATENCY
+    }
+    assert got == expected
+    latency = [d for d in stored.values() if d["metric"] == mn.LATENCY]
+    assert latency and all(0 <= d["p50_ms"] <= d["p99_ms"] < 600_000 for d in latency)
+    written = sum(len(docs(s, c)) for c in (s.mongo.outcomes_collection,
+                  s.mongo.orphans_collection, s.mongo.dead_letters_collection))  # fmt: skip
+    assert sum(d["count"] for d in latency) >= written

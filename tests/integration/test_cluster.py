@@ -23,9 +23,8 @@ import pytest
 from conf.settings import REPO_ROOT, Settings
 from scripts import cluster, dist
 from scripts.submit import MAIN, submit_command
-from tests.integration.helpers import docs
+from tests.integration.helpers import docs, job_env
 from tests.integration.test_reconcile_e2e import (
-    _job_env,
     assert_equals_truth,
     load_scenario,
     small_batches,
@@ -244,7 +243,7 @@ def test_executors_run_the_venv_and_import_the_zip(on_cluster: Settings, tmp_pat
     # imported from the zip, conf's default paths are not the checkout's: the jars' folder is
     # an argument (not SPARK_JARS_DIR, which Spark's launcher script overwrites with its own)
     args = [json.dumps(packages), s.spark.jars_dir]
-    job = _submit(s, args, _job_env(s), log, app=probe)
+    job = _submit(s, args, job_env(s), log, app=probe)
     try:
         assert job.wait(300) == 0, _tail(log)
     finally:
@@ -265,7 +264,7 @@ def test_dirty_scenario_on_the_cluster_equals_the_truth(
     truth = load_scenario(s)
     before = _apps(s)
     log = tmp_path / "submit.log"
-    assert _run(s, ["--available-now"], _job_env(s), log) == 0, _tail(log)
+    assert _run(s, ["--available-now"], job_env(s), log) == 0, _tail(log)
     assert_equals_truth(s, truth)
     # it really ran on the cluster: a finished application with an executor on each worker
     app = _new_app(s, before)
@@ -279,7 +278,7 @@ def test_kill_9_of_the_driver_mid_batch_then_resubmit_equals_truth(
     s = small_batches(on_cluster, per_trigger=200)
     truth = load_scenario(s, seed=23)
     flag, log = tmp_path / "paused", tmp_path / "submit.log"
-    env = _job_env(s, PIPELINE_FAULT_PAUSE_AT_BATCH="2", PIPELINE_FAULT_FLAG_FILE=str(flag))
+    env = job_env(s, PIPELINE_FAULT_PAUSE_AT_BATCH="2", PIPELINE_FAULT_FLAG_FILE=str(flag))
     job = _submit(s, [], env, log)
     try:
         _wait_for_pause(job, flag, log)
@@ -291,7 +290,7 @@ def test_kill_9_of_the_driver_mid_batch_then_resubmit_equals_truth(
     _wait_until_idle(s)  # the master let the dead driver's executors go
 
     rerun_log = tmp_path / "resubmit.log"
-    assert _run(s, ["--available-now"], _job_env(s), rerun_log) == 0, _tail(rerun_log)
+    assert _run(s, ["--available-now"], job_env(s), rerun_log) == 0, _tail(rerun_log)
     assert_equals_truth(s, truth)
 
 
@@ -305,7 +304,7 @@ def test_kill_9_of_a_worker_mid_batch_the_query_finishes_equal_to_truth(
     s = small_batches(on_cluster, per_trigger=200)
     truth = load_scenario(s, seed=29)
     flag, log = tmp_path / "paused", tmp_path / "submit.log"
-    env = _job_env(
+    env = job_env(
         s,
         PIPELINE_FAULT_PAUSE_AT_BATCH="2",
         PIPELINE_FAULT_FLAG_FILE=str(flag),

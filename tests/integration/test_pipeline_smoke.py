@@ -116,7 +116,7 @@ def test_outcomes_and_dead_letters_published_to_kafka(
 
 
 def test_checkpoint_layout_is_fixed_at_creation(pipeline_settings: Settings) -> None:
-    from sinks.mongo_io import LayoutError
+    from sinks.mongo_store import LayoutError
 
     s = pipeline_settings
     MongoSink(s).prepare()  # records the layout of this (new) checkpoint

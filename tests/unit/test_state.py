@@ -32,7 +32,7 @@ def order(oid: str, at_min: float, amount: int = 1000) -> tuple[Any, ...]:
         "orders",
         0,
         next(_offsets),
-        '{"customer_id":"c1"}',
+        '{"customer_id":"c1","channel":"web"}',
         oid.encode(),
         f'{{"order_id":"{oid}"}}'.encode(),
     )

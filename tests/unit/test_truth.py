@@ -110,7 +110,7 @@ def test_truth_file_round_trip(hand: Scenario, tmp_path: Path) -> None:
     assert doc["format"] == "payments-truth/1"
     assert set(doc) == {
         "format", "scenario", "rules", "topics", "final_watermark_ms", "orders", "orphans",
-        "dead_letters",
+        "dead_letters", "minutely",
     }  # fmt: skip
     assert doc["scenario"]["n_orders"] == 0 and "rules" not in doc["scenario"]
     path.write_text('{"format": "other"}')
