@@ -214,6 +214,24 @@ class StackSettings(BaseSettings):
     metrics_targets: str = Field("127.0.0.1:9108", description="STACK_METRICS_TARGETS")
 
 
+class DashboardSettings(BaseSettings):
+    """DASHBOARD_*: the Streamlit dashboard (scripts/dashboard)."""
+
+    model_config = _group("DASHBOARD_")
+
+    refresh_s: float = Field(5.0, ge=1, description="DASHBOARD_REFRESH_S")
+    # the KPIs and charts cover this many minutes, up to the newest minute of figures
+    window_min: int = Field(60, ge=1, le=7 * 24 * 60, description="DASHBOARD_WINDOW_MIN")
+    address: str = Field("127.0.0.1", description="DASHBOARD_ADDRESS")
+    port: int = Field(8501, ge=1, le=65535, description="DASHBOARD_PORT")
+    # how long a read of Kafka's end offsets may take before the page falls back to the lag the
+    # job recorded with its last batch
+    kafka_timeout_s: float = Field(1.0, gt=0, description="DASHBOARD_KAFKA_TIMEOUT_S")
+    # a job with no batch for longer than this shows as idle or stopped
+    stale_s: float = Field(120.0, gt=0, description="DASHBOARD_STALE_S")
+    dead_letters: int = Field(50, ge=1, le=1000, description="DASHBOARD_DEAD_LETTERS")
+
+
 class Settings(BaseSettings):
     """Everything, grouped. Build it once, in the entry point, with `load_settings()`."""
 
@@ -225,6 +243,7 @@ class Settings(BaseSettings):
     spark: SparkSettings = Field(default_factory=SparkSettings)
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     @property
     def kafka_is_local(self) -> bool:
@@ -269,7 +288,8 @@ def load_settings(env_file: str | Path | None = None, **overrides: object) -> Se
     groups: dict[str, Any] = {}
     for name, group in (("kafka", KafkaSettings), ("mongo", MongoSettings),
                         ("topics", TopicSettings), ("spark", SparkSettings),
-                        ("pipeline", PipelineSettings), ("stack", StackSettings)):  # fmt: skip
+                        ("pipeline", PipelineSettings), ("stack", StackSettings),
+                        ("dashboard", DashboardSettings)):  # fmt: skip
         try:
             groups[name] = group()
         except ValidationError as exc:

@@ -60,7 +60,7 @@ def one_run(
     """Produce `items`, drain them, compare MongoDB with `truth`: the run's figures."""
     produce_s = produce(s, items, max_bytes)
     seconds, written = drain_to_mongo(s)
-    outcomes, dead = fetch(s)
+    outcomes, dead, _ = fetch(s)
     diffs = differences(truth, outcomes, dead)
     valid = len(items) - len(truth["dead_letters"])
     logger.info("drained %d messages in %.1fs, %d differences", len(items), seconds, len(diffs))

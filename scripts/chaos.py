@@ -256,7 +256,8 @@ class Chaos:
         the final watermark passes them) or the timeout; and the documents last read."""
         deadline = time.monotonic() + timeout
         while True:
-            docs = fetch(self.s)
+            outcomes, dead, _ = fetch(self.s)
+            docs = (outcomes, dead)
             diffs = differences(truth, *docs)
             if not diffs or time.monotonic() > deadline:
                 return diffs, docs

@@ -4,9 +4,10 @@
                                   (exit 0 when equal, 1 with the differences, 2 for bad files)
 
 Every order outcome (status, final, amount, paid, payment ids), every decided orphan payment and
-every dead letter (topic, reason, raw value) must match, and nothing more may be there. Several
-truth files (a scenario's and a fuzz run's, `producers/fuzz.py`) are checked as one: their
-orders and orphans united, their dead letters summed.
+every dead letter (topic, reason, raw value) must match, and nothing more may be there; so must
+every event-time per-minute figure (contract/minutely.py). Several truth files (a scenario's and
+a fuzz run's, `producers/fuzz.py`) are checked as one: their orders and orphans united, their
+dead letters and figures summed.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from conf.settings import Settings, load_settings
+from contract import minutely
 
 OUTCOME_KEYS = ("status", "final", "amount", "paid", "payment_ids")
 # orders by order_id, decided orphans by payment_id, dead letters (topic, reason, raw value)
@@ -44,7 +46,27 @@ def merge(truths: list[dict[str, Any]]) -> dict[str, Any]:
                     raise ValueError(f"the truths disagree on {part[:-1]} {item[key]}")
         out[part] = list(seen.values())
     out["dead_letters"] = [d for truth in truths for d in truth["dead_letters"]]
+    figures: minutely.Tally = {}
+    for truth in truths:
+        minutely.add_rows(figures, truth.get("minutely", []))
+    out["minutely"] = minutely.to_rows(figures)
     return out
+
+
+def figure_differences(
+    truth: dict[str, Any], figure_docs: Iterable[dict[str, Any]], limit: int = 10
+) -> list[str]:
+    """The event-time figures of `truth` against metrics_minutely's documents. (The dead
+    letters' and latency figures go by Kafka timestamps, which only the broker knows.)"""
+    want = {minutely.doc_id(tuple(r[:4])): list(r[4:]) for r in truth.get("minutely", [])}  # type: ignore[arg-type]
+    got = {
+        d["_id"]: [d[n] for n in minutely.VALUES[d["metric"]]]
+        for d in figure_docs
+        if d.get("metric") in minutely.EVENT_TIME
+    }
+    out = [f"figure {k}: expected {want.get(k)} got {got.get(k)}"
+           for k in sorted(set(want) | set(got)) if want.get(k) != got.get(k)]  # fmt: skip
+    return out[:limit] + ([f"... and {len(out) - limit} more"] if len(out) > limit else [])
 
 
 def _outcome(d: dict[str, Any]) -> tuple[Any, ...]:
@@ -136,14 +158,19 @@ def divergence(
     return out
 
 
-def fetch(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+Docs = list[dict[str, Any]]
+
+
+def fetch(settings: Settings) -> tuple[Docs, Docs, Docs]:
+    """Outcomes and orphans, dead letters, per-minute figures."""
     from pymongo import MongoClient
 
     m = settings.mongo
     with MongoClient(m.uri.get_secret_value(), serverSelectionTimeoutMS=10_000) as client:
         db = client[m.database]
         outcomes = [*db[m.outcomes_collection].find(), *db[m.orphans_collection].find()]
-        return outcomes, list(db[m.dead_letters_collection].find())
+        dead = list(db[m.dead_letters_collection].find())
+        return outcomes, dead, list(db[m.minutely_collection].find())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,15 +185,15 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError, TypeError) as exc:  # not a truth file
         print(f"python -m scripts.check_truth: error: {exc}", file=sys.stderr)
         return 2
-    outcomes, dead = fetch(load_settings())
-    diffs = differences(truth, outcomes, dead)
+    outcomes, dead, figures = fetch(load_settings())
+    diffs = differences(truth, outcomes, dead) + figure_differences(truth, figures)
     n_orders, n_orphans = len(truth["orders"]), sum(o["final"] for o in truth["orphans"])
     if diffs:
         print("MongoDB differs from the ground truth:\n  " + "\n  ".join(diffs))
         return 1
     print(
         f"MongoDB equals the ground truth: {n_orders} orders, {n_orphans} orphan payments, "
-        f"{len(truth['dead_letters'])} dead letters"
+        f"{len(truth['dead_letters'])} dead letters, {len(truth['minutely'])} per-minute figures"
     )
     return 0
 

@@ -74,7 +74,11 @@ def main() -> int:
     print(
         f"\nDocuments are in MongoDB database {env['MONGO_DATABASE']} "
         f"(collections {base.mongo.outcomes_collection}, {base.mongo.orphans_collection}, "
-        f"{base.mongo.dead_letters_collection})."
+        f"{base.mongo.dead_letters_collection}, figures in {base.mongo.minutely_collection})."
+    )
+    print(
+        f"Dashboard: MONGO_DATABASE={env['MONGO_DATABASE']} make dashboard  "
+        f"(then http://{base.dashboard.address}:{base.dashboard.port})"
     )
     return 0
 

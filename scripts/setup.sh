@@ -91,28 +91,33 @@ else
   log "ferretdb $FERRETDB_VERSION: up to date"
 fi
 
-# 5. Prometheus, Debian's package: `STACK_PROMETHEUS=1 make up` runs it on the job's metrics
-#    endpoint, and tests/integration/test_prometheus.py queries it. scripts/stack.py starts its
-#    own process (own config, data and port), so the package's system service must not run:
-#    service starts are refused during the install (policy-rc.d, as in containers) and one that
-#    ran anyway (a systemd host) is stopped and disabled.
-if [ ! -x /usr/bin/prometheus ]; then
-  log "installing Debian's prometheus with apt-get"
+# 5. Debian's packages (apt-get): `prometheus`, which `STACK_PROMETHEUS=1 make up` runs on the
+#    job's metrics endpoint (tests/integration/test_prometheus.py queries it), and `chromium` with
+#    `chromium-driver`, which the dashboard's browser test and scripts/bench_dashboard.py drive
+#    through Selenium. scripts/stack.py starts its own prometheus (own config, data and port), so
+#    the package's system service must not run: service starts are refused during the install
+#    (policy-rc.d, as in containers) and one that ran anyway (a systemd host) is stopped.
+missing=()
+[ -x /usr/bin/prometheus ] || missing+=(prometheus)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "installing Debian's ${missing[*]} with apt-get"
   sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo"
   apt_() {
     $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout=600 "$@"
   }
-  apt-cache show prometheus >/dev/null 2>&1 || apt_ update
+  apt-cache show "${missing[@]}" >/dev/null 2>&1 || apt_ update
   own_policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' | $sudo_ tee /usr/sbin/policy-rc.d >/dev/null
     $sudo_ chmod +x /usr/sbin/policy-rc.d && own_policy=1
   fi
   rc=0
-  apt_ install --no-install-recommends prometheus \
-    || { apt_ update && apt_ install --no-install-recommends prometheus; } || rc=$?
+  apt_ install --no-install-recommends "${missing[@]}" \
+    || { apt_ update && apt_ install --no-install-recommends "${missing[@]}"; } || rc=$?
   [ -z "$own_policy" ] || $sudo_ rm -f /usr/sbin/policy-rc.d
-  [ "$rc" = 0 ] || { echo "setup: apt-get install prometheus failed" >&2; exit "$rc"; }
+  [ "$rc" = 0 ] || { echo "setup: apt-get install ${missing[*]} failed" >&2; exit "$rc"; }
   if [ -d /run/systemd/system ]; then
     $sudo_ systemctl disable --now prometheus >/dev/null 2>&1 || true
   elif [ -s /run/prometheus/prometheus.pid ]; then
@@ -120,23 +125,8 @@ if [ ! -x /usr/bin/prometheus ]; then
       --exec /usr/bin/prometheus || true
   fi
 else
-  log "prometheus: installed ($(/usr/bin/prometheus --version 2>&1 | head -n1 | cut -d' ' -f3))"
-fi
-
-# 6. Chromium and its WebDriver, Debian's packages: the dashboard's browser test
-#    (tests/integration/test_dashboard.py) and scripts/bench_dashboard.py drive headless
-#    Chromium through Selenium (pinned in pyproject.toml).
-if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
-  log "installing Debian's chromium and chromium-driver with apt-get"
-  chromium_sudo=""; [ "$(id -u)" = 0 ] || chromium_sudo="sudo"
-  apt_chromium() {
-    $chromium_sudo env DEBIAN_FRONTEND=noninteractive apt-get -y -q -o DPkg::Lock::Timeout=600 "$@"
-  }
-  apt-cache show chromium-driver >/dev/null 2>&1 || apt_chromium update
-  apt_chromium install chromium chromium-driver \
-    || { apt_chromium update && apt_chromium install chromium chromium-driver; }
-else
-  log "chromium: installed ($(dpkg-query -W -f='${Version}' chromium 2>/dev/null))"
+  log "debian packages: prometheus $(/usr/bin/prometheus --version 2>&1 | head -n1 | cut -d' ' -f3)," \
+    "chromium $(dpkg-query -W -f='${Version}' chromium 2>/dev/null)"
 fi
 
 log "done in $(( $(date +%s) - start ))s"

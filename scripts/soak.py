@@ -157,10 +157,10 @@ def soak(base: Settings, rate: float, minutes: float, sample_s: float, truth: Pa
         print(json.dumps(samples[-1]), flush=True)
     drained_at = time.time()
     want = json.loads(truth.read_text())
-    diffs = differences(want, *fetch(run.s))
+    diffs = differences(want, *fetch(run.s)[:2])
     while diffs and time.time() - drained_at < 300:
         time.sleep(5)
-        diffs = differences(want, *fetch(run.s))
+        diffs = differences(want, *fetch(run.s)[:2])
     run.stop()
     keys = ["state_rows", "jvm_mb", "python_workers_mb", "driver_python_mb",
             "batch_s_median_recent", "lag_messages"]  # fmt: skip

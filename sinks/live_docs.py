@@ -93,6 +93,43 @@ def fold(
     return docs
 
 
+MINUTE_INDEX = "minute"  # the `metric` of a minute's index document (see `minute_index`)
+NEWEST_ID = "newest"  # the document holding each clock's newest minute
+# the bookkeeping, and `final` (the sweep marks the figures only), stay out of the copies
+INDEX_LEAVES_OUT = ("_id", "prev", "batch", "updated_at", "final")
+
+
+def minute_index_id(minute: int) -> str:
+    return f"{minute}|{MINUTE_INDEX}"
+
+
+def minute_index(docs: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Per minute, the `$set` that copies the batch's figure documents of that minute into the
+    minute's index document: `{_id: "<minute>|minute", figures: {<figure _id>: <figure>}}`
+    (values only: whether a figure is final is on the figure's own document).
+
+    A reader finds a minute's every figure with one read by `_id`, which every server serves
+    from its index (FerretDB v1 scans for a range of `minute`); each copy is the figure's whole
+    value, so writing it again changes nothing. (Figure ids hold no `.`: contract.minutely.)"""
+    sets: dict[int, dict[str, Any]] = {}
+    for d in docs:
+        minute = int(d["_id"].split("|", 1)[0])
+        copy = {k: v for k, v in d.items() if k not in INDEX_LEAVES_OUT}
+        key = d["_id"].replace(".", "\uff0e")  # a dot would be a path
+        fields = sets.setdefault(minute, {"metric": MINUTE_INDEX, "minute": d["minute"]})
+        fields[f"figures.{key}"] = copy
+    return sets
+
+
+def newest(docs: list[dict[str, Any]]) -> dict[str, dt.datetime]:
+    """The newest minute of each clock (event time, Kafka time) among `docs`, for `$max`."""
+    out: dict[str, dt.datetime] = {}
+    for d in docs:
+        clock = "event" if d["metric"] in minutely.EVENT_TIME else "kafka"
+        out[clock] = max(out.get(clock, d["minute"]), d["minute"])
+    return out
+
+
 def _date(iso: str | None) -> dt.datetime | None:
     """A progress report's time ("2026-11-22T13:40:01.123Z") as a UTC datetime."""
     if not iso:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bson.errors import InvalidDocument
-from pymongo import ASCENDING, DeleteOne, InsertOne, UpdateOne
+from pymongo import ASCENDING, DESCENDING, DeleteOne, InsertOne, UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
@@ -68,7 +68,12 @@ KINDS = (OUTCOME, ORPHAN, DEAD_LETTER)  # the rows that are documents (not a TAL
 # (KeyError) FerretDB refused an update in an answer pymongo cannot read ('nModified').
 REFUSED_BY_DRIVER = (InvalidDocument, UnicodeEncodeError, OverflowError, KeyError)
 OUTCOME_INDEXES = ("status", "final", "order_id")  # single-field indexes of the outcomes
-DEAD_LETTER_INDEXES = ("reason", "dead_lettered_at")  # the dashboard's filter and its order
+# the dashboard's dead-letter view: newest first, of every reason or of one
+DEAD_LETTER_INDEXES = (
+    [("reason", ASCENDING)],
+    [("dead_lettered_at", DESCENDING)],
+    [("reason", ASCENDING), ("dead_lettered_at", DESCENDING)],
+)
 STATS_SCHEMA = "stats string"  # one JSON PartitionStats per partition
 
 
@@ -392,8 +397,8 @@ class MongoSink(MongoStore):
                 functools.partial(outcomes.create_index, [(field, ASCENDING)]), "create_index"
             )
         dead = self.collection(m.dead_letters_collection)
-        for field in DEAD_LETTER_INDEXES:
-            self.retry(functools.partial(dead.create_index, [(field, ASCENDING)]), "create_index")
+        for keys in DEAD_LETTER_INDEXES:
+            self.retry(functools.partial(dead.create_index, keys), "create_index")
         orphans = self.collection(m.orphans_collection)
         self.retry(lambda: orphans.create_index([("order_id", ASCENDING)]), "create_index")
         if self.figures is not None:

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m streaming: error: {exc.code}: {exc}", file=sys.stderr)
         return 1
     spark = build_session(settings.spark)
-    watch(spark, QUERY_NAME, JobStatus(settings))
+    watch(spark, QUERY_NAME, JobStatus(settings, sink.figures))
     query = start_query(
         spark, settings, sink, available_now=args.available_now, claims=PaymentClaims(settings)
     )

@@ -103,7 +103,7 @@ def drain(spark: Any, s: Settings, sink: Any) -> None:
     from streaming.progress import watch
 
     name = f"reconcile_{s.mongo.database}"  # the listener hears this test's query only
-    listener = watch(spark, name, JobStatus(s))
+    listener = watch(spark, name, JobStatus(s, getattr(sink, "figures", None)))
     query = start_query(spark, s, sink, claims=PaymentClaims(s), query_name=name)
     try:
         query.processAllAvailable()
@@ -157,8 +157,16 @@ def assert_figures_equal_truth(s: Settings, truth: dict[str, Any]) -> None:
     the minute of their Kafka timestamps, each final exactly when the truth's watermark says;
     the latency figures count every document written at least once."""
     from contract import minutely as mn
+    from sinks.live_docs import MINUTE_INDEX, minute_index_id
 
-    stored = docs(s, s.mongo.minutely_collection)
+    every = docs(s, s.mongo.minutely_collection)
+    stored = {i: d for i, d in every.items() if d["metric"] in mn.METRICS}
+    for i, d in stored.items():  # each minute's index document holds the same values
+        copy = every[minute_index_id(int(i.split("|")[0]))]["figures"][i]
+        assert copy["metric"] == d["metric"]
+        assert all(copy[n] == d[n] for n in mn.VALUES[d["metric"]])
+    n_index = sum(d["metric"] == MINUTE_INDEX for d in every.values())
+    assert n_index == len({i.split("|")[0] for i in stored})
     expected: dict[str, tuple[dict[str, int], bool]] = {}
     w = truth["final_watermark_ms"]
     for minute, metric, dim, currency, *values in truth["minutely"]:

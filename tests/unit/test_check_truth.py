@@ -102,7 +102,7 @@ def test_merged_truths_unite_orders_and_orphans_and_sum_dead_letters() -> None:
     assert differences(merged, GOOD, DEAD + FUZZ_DEAD) == []
     assert differences(merged, GOOD, DEAD + FUZZ_DEAD[:1])  # `late` is expected twice
     assert differences(merged, GOOD, FUZZ_DEAD)
-    assert merge([TRUTH]) == TRUTH
+    assert merge([TRUTH]) == {**TRUTH, "minutely": []}
     assert merge([TRUTH, TRUTH])["orders"] == TRUTH["orders"]  # the same order once
 
 
@@ -120,6 +120,33 @@ def test_a_missing_dead_letter_without_a_value_is_reported() -> None:
     ]
 
 
+T0 = 1_767_225_600_000
+FIGURES = [[T0, "orders", "all", "EUR", 2, 700], [T0, "match", "all", "", 1, 0]]
+
+
+def figure(minute: int, metric: str, dim: str, currency: str, *values: int) -> dict[str, Any]:
+    from contract import minutely
+
+    doc = dict(zip(minutely.VALUES[metric], values, strict=True))
+    return {"_id": minutely.doc_id((minute, metric, dim, currency)), "metric": metric, **doc}
+
+
+def test_per_minute_figures_are_compared_and_summed_across_truths() -> None:
+    from scripts.check_truth import figure_differences, merge
+
+    truth = {**TRUTH, "minutely": FIGURES}
+    stored = [figure(*row) for row in FIGURES]  # type: ignore[arg-type]
+    assert figure_differences(truth, stored) == []
+    latency = {"_id": "x", "metric": "latency", "count": 4}  # by Kafka time: not compared
+    assert figure_differences(truth, [*stored, latency]) == []
+    assert figure_differences(truth, stored[:1]) == [
+        f"figure {T0}|match|all|-: expected [1, 0] got None"
+    ]
+    wrong = figure(T0, "orders", "all", "EUR", 2, 699)
+    assert len(figure_differences(truth, [wrong, stored[1]])) == 1
+    assert merge([truth, truth])["minutely"][0] == [T0, "orders", "all", "EUR", 4, 1400]
+
+
 def _write(path: Path, truth: dict[str, Any]) -> str:
     doc = {"format": "payments-truth/1", "scenario": {}, "rules": {}, "topics": {},
            "final_watermark_ms": None, **truth,
@@ -135,7 +162,7 @@ def test_the_command_checks_several_files_as_one(
 
     files = [_write(tmp_path / "truth.json", TRUTH), _write(tmp_path / "fuzz.json", FUZZ)]
     monkeypatch.setattr(check_truth, "load_settings", lambda: None)
-    monkeypatch.setattr(check_truth, "fetch", lambda _s: (GOOD, DEAD + FUZZ_DEAD))
+    monkeypatch.setattr(check_truth, "fetch", lambda _s: (GOOD, DEAD + FUZZ_DEAD, []))
     assert check_truth.main(files) == 0
     assert "1 orders, 1 orphan payments, 3 dead letters" in capsys.readouterr().out
     assert check_truth.main(files[:1]) == 1  # the fuzz run's dead letters are unexpected
