@@ -32,6 +32,7 @@ from confluent_kafka.admin import AdminClient
 from pymongo import MongoClient
 
 from conf.settings import Settings, load_settings
+from contract import minutely
 from contract.events import F, Order
 from producers import serde
 from producers.scenario import ScenarioConfig, generate
@@ -107,7 +108,9 @@ def drain(s: Settings, figures: bool) -> dict[str, Any]:
     if figures:
         db = MongoClient(s.mongo.uri.get_secret_value())[s.mongo.database]
         report.update(
-            figure_documents=db[s.mongo.minutely_collection].count_documents({}),
+            figure_documents=db[s.mongo.minutely_collection].count_documents(
+                {"metric": {"$in": list(minutely.METRICS)}}
+            ),
             fold_seconds_median=round(statistics.median(folds), 3),
             fold_seconds_max=round(max(folds), 3),
             fold_share_of_batch=round(sum(folds) / sum(b.seconds for b in stats), 3),
@@ -121,11 +124,17 @@ def bench_job(base: Settings, orders: int, per_trigger: int) -> None:
     events = preload(s, int(orders * 2.05))
     runs: dict[str, Any] = {}
     try:
-        for label, figures in (("with_figures", True), ("without_figures", False)):
-            run = isolated(base, f"{name}-{label[:4]}", max_offsets_per_trigger=per_trigger)
+        # the first drain also warms the JVM up: it is run again last, and the faster one kept
+        plan = (("without_figures", False, "a"), ("with_figures", True, "b"),
+                ("without_figures", False, "c"))  # fmt: skip
+        for label, figures, suffix in plan:  # each into its own database and checkpoint
+            run = isolated(base, f"{name}-{suffix}", max_offsets_per_trigger=per_trigger)
             run = run.model_copy(update={"topics": s.topics})
-            runs[label] = (drain(run, figures), run)
-        report = {label: r for label, (r, _) in runs.items()}
+            got = drain(run, figures)
+            if label not in runs or got["drain_seconds"] < runs[label][0]["drain_seconds"]:
+                runs[label] = (got, run)
+            runs[suffix] = (got, run)  # (for the clean-up)
+        report = {label: runs[label][0] for label in ("with_figures", "without_figures")}
         first = runs["with_figures"][1]
         docs = report["with_figures"]["documents_written"]
         upserts_s = docs / mongo_ceiling(first, docs)
