@@ -4,7 +4,7 @@ PY := .venv/bin/python
 SEED ?= 42
 ORDERS ?= 3000
 
-.PHONY: setup up down status logs topics run test unit lint bench-produce bench-pipeline bench-server clean \
+.PHONY: setup up down status logs topics run run-sasl run-gcs test unit lint bench-produce bench-pipeline bench-server clean \
 	dist submit cluster-down dashboard bench-dashboard
 
 setup:
@@ -44,6 +44,28 @@ topics: up
 # check of MongoDB against the truth (scripts/run_local.py).
 run: up
 	SEED=$(SEED) ORDERS=$(ORDERS) $(PY) -m scripts.run_local
+
+# The same over the local broker's SASL_SSL listener, as a Confluent Cloud client connects: the
+# stack opens it on SASL_PORT (a self-signed CA, PLAIN and SCRAM-SHA-512 users, made once) and
+# every step uses the KAFKA_* settings of its client.env. A broker already up without the
+# listener is refused: `make down` first.
+SASL_PORT ?= 9094
+SASL_MECHANISM ?= SCRAM-SHA-512
+run-sasl: setup
+	STACK_KAFKA_SASL_PORT=$(SASL_PORT) $(PY) -m scripts.stack up
+	set -a && . "$${STACK_DIR:-.stack}/kafka/sasl/client.env" && set +a && \
+	KAFKA_SASL_MECHANISM=$(SASL_MECHANISM) SEED=$(SEED) ORDERS=$(ORDERS) $(PY) -m scripts.run_local
+
+# The same with the checkpoint and the job's log in gs://, on the local Cloud Storage emulator
+# (fake-gcs-server on STACK_GCS_PORT, 4443): `stack up` starts it and creates GCS_BUCKET; Spark's
+# GCS connector keeps the checkpoint there and the job uploads its log file there at exit.
+GCS_BUCKET ?= payments-local
+GCS_ENV = STACK_GCS=1 GCS_EMULATOR_HOST=http://127.0.0.1:$${STACK_GCS_PORT:-4443} \
+	JOB_LOG_GCS_BUCKET=$(GCS_BUCKET)
+run-gcs: setup
+	$(GCS_ENV) $(PY) -m scripts.stack up
+	$(GCS_ENV) CHECKPOINT_ROOT=gs://$(GCS_BUCKET)/checkpoints SEED=$(SEED) ORDERS=$(ORDERS) \
+	$(PY) -m scripts.run_local
 
 # The live dashboard (Streamlit, scripts/dashboard) on the job's figures in MongoDB, beside a running
 # job or after one: MONGO_DATABASE=<its database> make dashboard (`make run` prints that line).

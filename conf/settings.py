@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dotenv import load_dotenv
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.rules import Rules
@@ -34,9 +34,14 @@ class KafkaSettings(BaseSettings):
     security_protocol: Literal["PLAINTEXT", "SASL_SSL", "SASL_PLAINTEXT", "SSL"] = Field(
         "PLAINTEXT", description="KAFKA_SECURITY_PROTOCOL"
     )
-    sasl_mechanism: str = Field("PLAIN", description="KAFKA_SASL_MECHANISM")
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="KAFKA_SASL_MECHANISM"
+    )
     sasl_username: str | None = Field(None, description="KAFKA_SASL_USERNAME (API key)")
     sasl_password: SecretStr | None = Field(None, description="KAFKA_SASL_PASSWORD (API secret)")
+    # A PEM file of the CA(s) that signed the broker's certificate (SSL, SASL_SSL). Unset: the
+    # system's CAs, which Confluent Cloud needs. On a cluster the file must exist on every node.
+    ssl_ca_location: str | None = Field(None, description="KAFKA_SSL_CA_LOCATION")
 
     def client_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka (confluent-kafka) settings; contains the secret, never log it."""
@@ -49,21 +54,43 @@ class KafkaSettings(BaseSettings):
             conf["sasl.password"] = (
                 self.sasl_password.get_secret_value() if self.sasl_password else ""
             )
+        if self.ssl_ca_location and self.security_protocol.endswith("SSL"):
+            conf["ssl.ca.location"] = self.ssl_ca_location
         return conf
 
     def spark_options(self) -> dict[str, str]:
-        """Options for Spark's Kafka source/sink (`kafka.`-prefixed Java client settings)."""
+        """Options for Spark's Kafka source/sink (`kafka.`-prefixed Java client settings). The
+        JAAS option holds the secret: Spark redacts it (its value matches spark.redaction.regex,
+        and the session adds `jaas` to the patterns, streaming/session.py); never log it."""
         opts = {"kafka.bootstrap.servers": self.bootstrap_servers}
         if self.security_protocol != "PLAINTEXT":
             opts["kafka.security.protocol"] = self.security_protocol
         if self.security_protocol.startswith("SASL"):
             secret = self.sasl_password.get_secret_value() if self.sasl_password else ""
-            module = "org.apache.kafka.common.security.plain.PlainLoginModule"
+            module = JAAS_LOGIN_MODULES[self.sasl_mechanism]
             opts["kafka.sasl.mechanism"] = self.sasl_mechanism
             opts["kafka.sasl.jaas.config"] = (
-                f'{module} required username="{self.sasl_username}" password="{secret}";'
+                f"{module} required username={jaas_quote(self.sasl_username or '')} "
+                f"password={jaas_quote(secret)};"
             )
+        if self.ssl_ca_location and self.security_protocol.endswith("SSL"):
+            opts["kafka.ssl.truststore.type"] = "PEM"
+            opts["kafka.ssl.truststore.location"] = self.ssl_ca_location
         return opts
+
+
+# The Java client's login module per SASL mechanism (the JAAS option of spark_options)
+JAAS_LOGIN_MODULES = {
+    "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+    "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+    "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
+}
+
+
+def jaas_quote(value: str) -> str:
+    """A JAAS option value in double quotes; Kafka's parser (a StreamTokenizer) unescapes
+    backslashes, so a quote or backslash in a password survives."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 class MongoSettings(BaseSettings):
@@ -189,6 +216,9 @@ class StackSettings(BaseSettings):
 
     kafka_port: int = Field(9092, description="STACK_KAFKA_PORT")
     kafka_controller_port: int = Field(9093, description="STACK_KAFKA_CONTROLLER_PORT")
+    # A SASL_SSL listener on this port besides PLAINTEXT (PLAIN and SCRAM-SHA-512, a CA made at
+    # `up`, scripts/kafka_auth.py), as Confluent Cloud runs Kafka; 0: none.
+    kafka_sasl_port: int = Field(0, ge=0, le=65535, description="STACK_KAFKA_SASL_PORT")
     mongo_port: int = Field(27017, description="STACK_MONGO_PORT")
     dir: str = Field(str(STACK_DIR), description="STACK_DIR")
     start_timeout_s: float = Field(90.0, description="STACK_START_TIMEOUT_S")
@@ -212,6 +242,54 @@ class StackSettings(BaseSettings):
     prometheus: bool = Field(False, description="STACK_PROMETHEUS")
     prometheus_port: int = Field(9090, description="STACK_PROMETHEUS_PORT")
     metrics_targets: str = Field("127.0.0.1:9108", description="STACK_METRICS_TARGETS")
+    # A Cloud Storage emulator (fake-gcs-server, scripts/gcs.py) on 127.0.0.1, plain HTTP, its
+    # objects in memory (`down` drops them); `up` creates the buckets the gs:// settings name.
+    # Point the job at it with GCS_EMULATOR_HOST=http://127.0.0.1:<STACK_GCS_PORT>.
+    gcs: bool = Field(False, description="STACK_GCS")
+    gcs_port: int = Field(4443, ge=1, le=65535, description="STACK_GCS_PORT")
+
+
+class GcsSettings(BaseSettings):
+    """GCS_*: Cloud Storage, for gs:// checkpoints (Spark's GCS connector) and the job's log
+    upload (google-cloud-storage)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GCS_", frozen=True, extra="ignore", populate_by_name=True
+    )
+
+    # An emulator's URL (http://127.0.0.1:4443); both the connector and the client then talk to
+    # it, signed out. Empty: Google's service, signed in with Application Default Credentials.
+    # Google's client libraries call it STORAGE_EMULATOR_HOST, which is read too.
+    emulator_host: str = Field(
+        "",
+        validation_alias=AliasChoices("GCS_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"),
+        description="GCS_EMULATOR_HOST (or STORAGE_EMULATOR_HOST)",
+    )
+
+    @property
+    def emulator_url(self) -> str:
+        """The emulator's base URL with its scheme (http:// when the setting has none), no
+        trailing slash; empty when no emulator is set."""
+        host = self.emulator_host.strip().rstrip("/")
+        if host and "://" not in host:
+            host = f"http://{host}"
+        return host
+
+
+class JobLogSettings(BaseSettings):
+    """JOB_LOG_*: the job's log file, rotated by size, and its upload to Cloud Storage."""
+
+    model_config = _group("JOB_LOG_")
+
+    # Empty: no file (the log goes to stderr only, as always).
+    file: str = Field(str(REPO_ROOT / "logs" / "streaming.log"), description="JOB_LOG_FILE")
+    max_bytes: int = Field(10 * 1_048_576, ge=1024, description="JOB_LOG_MAX_BYTES")
+    backups: int = Field(5, ge=1, description="JOB_LOG_BACKUPS")
+    # Set: each file the rotation closes, and the current one at exit, is uploaded to
+    # gs://<bucket>/<prefix>/<run>/<n>.log (streaming/log_upload.py).
+    gcs_bucket: str = Field("", description="JOB_LOG_GCS_BUCKET")
+    gcs_prefix: str = Field("logs/streaming", description="JOB_LOG_GCS_PREFIX")
+    upload_timeout_s: float = Field(30.0, gt=0, description="JOB_LOG_UPLOAD_TIMEOUT_S")
 
 
 class DashboardSettings(BaseSettings):
@@ -244,13 +322,16 @@ class Settings(BaseSettings):
     pipeline: PipelineSettings = Field(default_factory=PipelineSettings)
     stack: StackSettings = Field(default_factory=StackSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    gcs: GcsSettings = Field(default_factory=GcsSettings)
+    job_log: JobLogSettings = Field(default_factory=JobLogSettings)
 
     @property
     def kafka_is_local(self) -> bool:
-        """True when the broker is the one scripts/stack.py manages."""
-        return self.kafka.bootstrap_servers == f"127.0.0.1:{self.stack.kafka_port}" or (
-            self.kafka.bootstrap_servers == f"localhost:{self.stack.kafka_port}"
-        )
+        """True when the broker is the one scripts/stack.py manages (either of its listeners)."""
+        ports = [p for p in (self.stack.kafka_port, self.stack.kafka_sasl_port) if p]
+        return self.kafka.bootstrap_servers in {
+            f"{host}:{port}" for host in ("127.0.0.1", "localhost") for port in ports
+        }
 
     @property
     def mongo_is_local(self) -> bool:
@@ -289,7 +370,8 @@ def load_settings(env_file: str | Path | None = None, **overrides: object) -> Se
     for name, group in (("kafka", KafkaSettings), ("mongo", MongoSettings),
                         ("topics", TopicSettings), ("spark", SparkSettings),
                         ("pipeline", PipelineSettings), ("stack", StackSettings),
-                        ("dashboard", DashboardSettings)):  # fmt: skip
+                        ("dashboard", DashboardSettings), ("gcs", GcsSettings),
+                        ("job_log", JobLogSettings)):  # fmt: skip
         try:
             groups[name] = group()
         except ValidationError as exc:

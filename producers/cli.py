@@ -176,19 +176,23 @@ def run(kinds: tuple[str, ...], prog: str, description: str, argv: list[str] | N
 
 def guarded(prog: str, command: Callable[[], int]) -> int:
     """Run a producer command. A bad setting, flag or unreachable broker ends it with one line
-    naming the problem (exit 2 for settings and flags, 1 when Kafka cannot be reached), never a
-    traceback."""
+    naming the problem (exit 2 for settings and flags, Kafka's refused credentials, CA or
+    protocol included; 1 when Kafka cannot be reached), never a traceback nor a password."""
     from confluent_kafka import KafkaException
+
+    from conf.kafka_check import KafkaCheckError, explain
+    from conf.settings import KafkaSettings
 
     try:
         return command()
     except (SettingsError, ValueError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
-    except KafkaException as exc:
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or "the configured bootstrap servers"
-        print(f"{prog}: error: Kafka at {bootstrap} failed: {exc.args[0].str()}", file=sys.stderr)
-        return 1
+    except (KafkaException, KafkaCheckError) as exc:
+        # a KafkaException comes after the check passed (conf/kafka_check.py): told the same way
+        error = exc if isinstance(exc, KafkaCheckError) else explain(exc.args[0], KafkaSettings())
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return 2 if error.setting else 1
 
 
 def _run(kinds: tuple[str, ...], prog: str, description: str, argv: list[str] | None) -> int:

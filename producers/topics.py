@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from conf.kafka_check import KafkaCheckError, check_kafka
 from conf.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -33,7 +35,9 @@ def ensure_topics(
     timeout_s: float = 30.0,
 ) -> dict[str, int]:
     """Create the missing topics among `names`; returns {name: partition count} for `names`
-    once the broker's metadata shows every one of them."""
+    once the broker's metadata shows every one of them. A setting Kafka refuses (credentials,
+    CA, protocol) raises KafkaCheckError naming it within seconds (conf/kafka_check.py)."""
+    check_kafka(settings.kafka, timeout_s=min(10.0, timeout_s))
     admin = AdminClient(dict(settings.kafka.client_config()))
     partitions = partitions or settings.topics.partitions
     retention = str(retention_ms or settings.topics.retention_ms)
@@ -81,7 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         help="retention.ms of a new topic (env TOPIC_RETENTION_MS, default %(default)s)",
     )
     args = p.parse_args(argv)
-    found = ensure_topics(settings, pipeline_topics(settings), args.partitions, args.retention_ms)
+    try:
+        found = ensure_topics(settings, pipeline_topics(settings), args.partitions,
+                              args.retention_ms)  # fmt: skip
+    except KafkaCheckError as exc:
+        print(f"python -m producers.topics: error: {exc}", file=sys.stderr)
+        return 2 if exc.setting else 1
     for name, n in found.items():
         print(f"{name}\tpartitions={n}")
     return 0

@@ -32,7 +32,12 @@ def main() -> int:
         "TOPIC_DEAD_LETTERS": f"{base.topics.dead_letters}-{run}",
         "TOPIC_OUTCOMES": f"{base.topics.outcomes}-{run}",
         "MONGO_DATABASE": f"{base.mongo.database}_{run.replace('-', '_')}",
-        "SPARK_CHECKPOINT_LOCATION": str(run_dir / "checkpoint"),
+        # CHECKPOINT_ROOT (`make run-gcs`: gs://<bucket>/checkpoints) instead of the run's folder
+        "SPARK_CHECKPOINT_LOCATION": (
+            f"{root.rstrip('/')}/{run}"
+            if (root := os.environ.get("CHECKPOINT_ROOT"))
+            else str(run_dir / "checkpoint")
+        ),
         # several micro-batches, so the watermark moves between them and the scenario's late
         # events (sent in the second half of each topic) meet a watermark already past them
         "PIPELINE_MAX_OFFSETS_PER_TRIGGER": os.environ.get(

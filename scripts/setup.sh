@@ -4,6 +4,7 @@
 #   .stack/kafka/libs/       Apache Kafka broker (KRaft) jars (mvn, from Maven Central)
 #   .stack/spark-jars/       Spark's Kafka source for the pinned pyspark, and the GCS connector (mvn)
 #   .stack/bin/ferretdb      FerretDB v1, a MongoDB-protocol server (go, from the Go module proxy)
+#   .stack/bin/fake-gcs-server  a Cloud Storage emulator (go install, from the Go module proxy)
 #   chromium, chromedriver   Debian's packages (apt-get), for the dashboard's browser test
 # A stamp per part records what was installed; a second run checks stamps and downloads nothing.
 set -euo pipefail
@@ -12,6 +13,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STACK="${STACK_DIR:-$ROOT/.stack}"
 KAFKA_VERSION="4.1.1"
 FERRETDB_VERSION="v1.24.0"
+FAKE_GCS_VERSION="v1.56.1"
 PYTHON="${PYTHON:-python3}"
 mkdir -p "$STACK/stamps" "$STACK/bin"
 
@@ -89,6 +91,17 @@ if ! stamp_ok ferretdb "$ferret_key" || [ ! -x "$STACK/bin/ferretdb" ]; then
   stamp_set ferretdb "$ferret_key"
 else
   log "ferretdb $FERRETDB_VERSION: up to date"
+fi
+
+# 4b. fake-gcs-server, a Cloud Storage emulator (Google's JSON API) that `STACK_GCS=1 make up` and
+#     the gs:// tests run on loopback (scripts/gcs.py), so that Spark's GCS connector and
+#     google-cloud-storage have a real server to talk to without a Google account.
+if ! stamp_ok fake-gcs-server "$FAKE_GCS_VERSION" || [ ! -x "$STACK/bin/fake-gcs-server" ]; then
+  log "building fake-gcs-server $FAKE_GCS_VERSION from the Go module proxy"
+  GOBIN="$STACK/bin" go install -trimpath "github.com/fsouza/fake-gcs-server@$FAKE_GCS_VERSION"
+  stamp_set fake-gcs-server "$FAKE_GCS_VERSION"
+else
+  log "fake-gcs-server $FAKE_GCS_VERSION: up to date"
 fi
 
 # 5. Debian's packages (apt-get): `prometheus`, which `STACK_PROMETHEUS=1 make up` runs on the

@@ -1,7 +1,8 @@
-"""Start, stop and inspect the local stack: one Apache Kafka broker (KRaft) and FerretDB, and
-with STACK_PROMETHEUS a Prometheus scraping the job's metrics (STACK_METRICS_TARGETS).
+"""Start, stop and inspect the local stack: one Apache Kafka broker (KRaft) and FerretDB, with
+STACK_PROMETHEUS a Prometheus scraping the job's metrics (STACK_METRICS_TARGETS), and with
+STACK_GCS a Cloud Storage emulator (scripts/gcs.py).
 
-    python -m scripts.stack up | down | status | logs [kafka|mongo|prometheus]
+    python -m scripts.stack up | down | status | logs [kafka|mongo|prometheus|gcs]
 
 Binaries come from scripts/setup.sh. Data, logs and pid files live under STACK_DIR (.stack/).
 `up` waits until each service answers a real request (Kafka metadata, Mongo `ping`); `down`
@@ -162,6 +163,10 @@ def prepare_kafka(s: Settings) -> None:
     config.mkdir(parents=True, exist_ok=True)
     (svc.home / "logs").mkdir(exist_ok=True)
     (config / "server.properties").write_text(kafka_properties(s, data))
+    if s.stack.kafka_sasl_port:  # the SASL_SSL listener (off by default)
+        from scripts import kafka_auth  # imports this module: not at the top
+
+        kafka_auth.prepare(s, config / "server.properties")
     (config / "log4j2.properties").write_text(LOG4J2)
     if (data / "meta.properties").exists():
         return
@@ -285,8 +290,16 @@ def up(s: Settings) -> None:
         svc = kafka_service(s)
         pid = start(svc)
         # the broker writes its own log under logs/; the launcher's file only has start-up errors
-        wait_until(lambda: kafka_ready(s.kafka.bootstrap_servers), svc, s.stack.start_timeout_s)
-        print(f"kafka     up  pid={pid} bootstrap={s.kafka.bootstrap_servers}")
+        plaintext = f"127.0.0.1:{s.stack.kafka_port}"
+        wait_until(lambda: kafka_ready(plaintext), svc, s.stack.start_timeout_s)
+        print(f"kafka     up  pid={pid} bootstrap={plaintext}")
+        if s.stack.kafka_sasl_port:
+            from scripts import kafka_auth
+
+            kafka_auth.after_start(s, svc, s.stack.start_timeout_s)
+            env = kafka_auth.sasl_dir(s) / "client.env"
+            print(f"kafka     SASL_SSL on 127.0.0.1:{s.stack.kafka_sasl_port} (PLAIN, "
+                  f"SCRAM-SHA-512): client settings in {env}")  # fmt: skip
     else:
         print("kafka     remote (not started): KAFKA_BOOTSTRAP_SERVERS points elsewhere")
     if s.mongo_is_local:
@@ -302,6 +315,10 @@ def up(s: Settings) -> None:
         from scripts import prometheus  # imports this module: not at the top
 
         prometheus.up(s)
+    if s.stack.gcs:
+        from scripts import gcs  # imports this module: not at the top
+
+        gcs.up(s)
     if s.stack.spark_workers > 0:
         from scripts import cluster  # imports this module: not at the top
 
@@ -336,22 +353,28 @@ def down(s: Settings) -> None:
 
     if prometheus.is_running(s) or s.stack.prometheus:  # whatever STACK_PROMETHEUS says now
         prometheus.down(s)
+    from scripts import gcs
+
+    if gcs.is_running(s) or s.stack.gcs:  # whatever STACK_GCS says now
+        gcs.down(s)
 
 
 def status(s: Settings) -> dict[str, bool]:
     result = {}
     for svc, ready in (
-        (kafka_service(s), lambda: kafka_ready(s.kafka.bootstrap_servers)),
+        (kafka_service(s), lambda: kafka_ready(f"127.0.0.1:{s.stack.kafka_port}")),
         (mongo_service(s), lambda: mongo_ready(s.mongo.uri.get_secret_value())),
     ):
         pid = running_pid(svc)
         ok = ready()
         result[svc.name] = ok
         print(f"{svc.name:9} {'up' if ok else 'down'}  pid={pid or '-'}  log={svc.log_file}")
-    from scripts import cluster, prometheus
+    from scripts import cluster, gcs, prometheus
 
     if s.stack.prometheus or prometheus.is_running(s):
         result.update(prometheus.status(s))
+    if s.stack.gcs or gcs.is_running(s):
+        result.update(gcs.status(s))
     if s.stack.spark_workers > 0 or cluster.is_running(s):
         result.update(cluster.status(s))
     return result
@@ -365,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("command", choices=["up", "down", "status", "logs"])
     parser.add_argument(
-        "service", nargs="?", choices=["kafka", "mongo", "prometheus"], default=None
+        "service", nargs="?", choices=["kafka", "mongo", "prometheus", "gcs"], default=None
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -383,6 +406,10 @@ def main(argv: list[str] | None = None) -> int:
                 from scripts import prometheus
 
                 services["prometheus"] = prometheus.service(s)
+            if s.stack.gcs or args.service == "gcs":
+                from scripts import gcs
+
+                services["gcs"] = gcs.service(s)
             for name in [args.service] if args.service else list(services):
                 svc = services[name]
                 log = svc.home / "logs" / "server.log" if name == "kafka" else svc.log_file

@@ -41,6 +41,23 @@ def summary(settings: Any) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def kafka_refusal(settings: Any, timeout_s: float = 10.0) -> str | None:
+    """The Kafka setting the broker refuses (credentials, CA, protocol, mechanism), as one line,
+    found before Spark starts: Spark's Java client would retry such a setting for minutes. A
+    broker that does not answer at all is only logged; Spark's source waits for it as before."""
+    from conf.kafka_check import KafkaCheckError, check_kafka
+
+    try:
+        check_kafka(settings.kafka, timeout_s=timeout_s)
+    except KafkaCheckError as exc:
+        if exc.setting:
+            return str(exc)
+        logger.warning("kafka not answering yet, starting anyway: %s", exc)
+    except ImportError:  # no confluent-kafka on this driver: Spark's client tells instead
+        logger.warning("confluent-kafka missing: Kafka settings not checked before the start")
+    return None
+
+
 def stop_after_batch(query: Any, timeout_s: float = 600.0) -> None:
     """Stop the query once the batch in flight (if any) has committed, before the next one.
 
@@ -97,6 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"python -m streaming: error: {exc}", file=sys.stderr)
         return 2
+    from streaming.log_upload import install
+
+    install(settings.job_log, settings.gcs)  # JOB_LOG_FILE; uploaded with JOB_LOG_GCS_BUCKET
+
+    refused = kafka_refusal(settings)
+    if refused:
+        print(f"python -m streaming: error: {refused}", file=sys.stderr)
+        return 2
 
     from sinks.kafka_io import kafka_publisher
     from sinks.live_io import JobStatus
@@ -117,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SinkError, LayoutError) as exc:  # MongoDB unreachable, or a checkpoint's layout
         print(f"python -m streaming: error: {exc.code}: {exc}", file=sys.stderr)
         return 1
-    spark = build_session(settings.spark)
+    spark = build_session(settings.spark, gcs=settings.gcs)
     watch(spark, QUERY_NAME, JobStatus(settings, sink.figures))
     query = start_query(
         spark, settings, sink, available_now=args.available_now, claims=PaymentClaims(settings)

@@ -7,12 +7,13 @@ import os
 import sys
 from pathlib import Path
 
-from conf.settings import SparkSettings
+from conf.settings import GcsSettings, SparkSettings
 
 ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
 HDFS_PROVIDER = "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider"
 GCS_FILESYSTEM = "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFileSystem"
 GCS_ABSTRACT_FILESYSTEM = "com.google.cloud.hadoop.fs.gcs.GoogleHadoopFS"
+REDACTION_REGEX = "(?i)secret|password|token|access[.]?key|jaas"  # Spark's default, and jaas
 
 
 def connector_jars(spark: SparkSettings) -> list[str]:
@@ -28,7 +29,22 @@ def connector_jars(spark: SparkSettings) -> list[str]:
     return jars
 
 
-def session_conf(spark: SparkSettings) -> dict[str, str]:
+def gcs_hadoop_conf(gcs: GcsSettings) -> dict[str, str]:
+    """Hadoop settings of Google's Cloud Storage connector (gcs-connector 3.x names): its
+    classes, and with GCS_EMULATOR_HOST its root URL on the emulator, signed out. Without an
+    emulator it signs in with Application Default Credentials: GOOGLE_APPLICATION_CREDENTIALS or
+    gcloud's (on Dataproc, the VM's service account)."""
+    conf = {"fs.gs.impl": GCS_FILESYSTEM, "fs.AbstractFileSystem.gs.impl": GCS_ABSTRACT_FILESYSTEM}
+    if gcs.emulator_url:
+        conf["fs.gs.storage.root.url"] = f"{gcs.emulator_url}/"  # + "storage/v1/", "upload/..."
+        conf["fs.gs.auth.type"] = "UNAUTHENTICATED"
+        # a rename as copy + delete: the emulator (fake-gcs-server) has no objects.move call,
+        # which the connector uses by default for renames within a bucket
+        conf["fs.gs.operation.move.enable"] = "false"
+    return conf
+
+
+def session_conf(spark: SparkSettings, gcs: GcsSettings | None = None) -> dict[str, str]:
     conf = {
         "spark.sql.shuffle.partitions": str(spark.shuffle_partitions),
         "spark.sql.streaming.stateStore.providerClass": (
@@ -46,12 +62,16 @@ def session_conf(spark: SparkSettings) -> dict[str, str]:
         "spark.driver.memory": spark.driver_memory,
         "spark.sql.adaptive.enabled": "false",
         "spark.python.worker.reuse": "true",
+        # The Kafka JAAS option holds the password. Spark already hides a conf or option whose
+        # key or value matches the first pattern (its value has `password=`); `jaas` makes the
+        # key itself match, in the UI, event log and plans as well.
+        "spark.redaction.regex": REDACTION_REGEX,
+        "spark.sql.redaction.options.regex": "(?i)url|jaas",
     }
-    if spark.checkpoint_location.startswith("gs://"):
-        # Google's connector (on Dataproc already; locally from scripts/setup.sh). It signs in
-        # with Application Default Credentials: GOOGLE_APPLICATION_CREDENTIALS or gcloud's.
-        conf["spark.hadoop.fs.gs.impl"] = GCS_FILESYSTEM
-        conf["spark.hadoop.fs.AbstractFileSystem.gs.impl"] = GCS_ABSTRACT_FILESYSTEM
+    gcs = gcs or GcsSettings(emulator_host="")
+    if spark.checkpoint_location.startswith("gs://") or gcs.emulator_url:
+        # Google's connector (on Dataproc already; locally from scripts/setup.sh)
+        conf.update({f"spark.hadoop.{k}": v for k, v in gcs_hadoop_conf(gcs).items()})
     jars = connector_jars(spark)
     if jars:
         conf["spark.jars"] = ",".join(jars)
@@ -60,7 +80,9 @@ def session_conf(spark: SparkSettings) -> dict[str, str]:
     return conf
 
 
-def build_session(spark: SparkSettings, app_name: str = "payments-reconciliation"):  # type: ignore[no-untyped-def]
+def build_session(  # type: ignore[no-untyped-def]
+    spark: SparkSettings, app_name: str = "payments-reconciliation", gcs: GcsSettings | None = None
+):
     """A SparkSession for `spark.master` (ignored under spark-submit, which sets its own)."""
     from pyspark.sql import SparkSession
 
@@ -71,7 +93,7 @@ def build_session(spark: SparkSettings, app_name: str = "payments-reconciliation
     builder = SparkSession.builder.appName(app_name)
     if "SPARK_SUBMIT_OPTS" not in os.environ and not os.environ.get("SPARK_ENV_LOADED"):
         builder = builder.master(spark.master)
-    for key, value in session_conf(spark).items():
+    for key, value in session_conf(spark, gcs).items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")

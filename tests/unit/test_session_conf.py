@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from conf.settings import SparkSettings
+from conf.settings import GcsSettings, SparkSettings
 from streaming.session import GCS_FILESYSTEM, ROCKSDB_PROVIDER, session_conf
 
 
@@ -28,6 +28,21 @@ def test_gs_checkpoint_uses_googles_connector(tmp_path: Path) -> None:
     d = jars_dir(tmp_path, "spark-sql-kafka-0-10_2.13-4.0.0.jar")
     conf = session_conf(SparkSettings(jars_dir=d, checkpoint_location="gs://bucket/ck/reconcile"))
     assert conf["spark.hadoop.fs.gs.impl"] == GCS_FILESYSTEM
+
+
+def test_an_emulator_points_the_connector_at_it_signed_out(tmp_path: Path) -> None:
+    d = jars_dir(tmp_path, "spark-sql-kafka-0-10_2.13-4.0.0.jar")
+    spark = SparkSettings(jars_dir=d, checkpoint_location="gs://bucket/ck")
+    for host in ("http://127.0.0.1:4443", "127.0.0.1:4443/"):
+        conf = session_conf(spark, GcsSettings(emulator_host=host))
+        assert conf["spark.hadoop.fs.gs.storage.root.url"] == "http://127.0.0.1:4443/"
+        assert conf["spark.hadoop.fs.gs.auth.type"] == "UNAUTHENTICATED"
+        assert conf["spark.hadoop.fs.gs.operation.move.enable"] == "false"  # no move call there
+        assert conf["spark.hadoop.fs.gs.impl"] == GCS_FILESYSTEM
+    # without one: Google's service, with Application Default Credentials
+    conf = session_conf(spark, GcsSettings(emulator_host=""))
+    assert "spark.hadoop.fs.gs.storage.root.url" not in conf
+    assert "spark.hadoop.fs.gs.auth.type" not in conf
 
 
 def test_packages_instead_of_local_jars(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conf.settings import REPO_ROOT, load_settings
+from conf.settings import REPO_ROOT, GcsSettings, load_settings
 
 SECRET = "s3cr3t-Value"
 
@@ -20,7 +20,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     would otherwise leak a test's .env into every later test."""
     saved = dict(os.environ)
     for key in list(os.environ):
-        if key.split("_")[0] in {"KAFKA", "MONGO", "TOPIC", "SPARK", "PIPELINE", "STACK"}:
+        if key.split("_")[0] in {"KAFKA", "MONGO", "TOPIC", "SPARK", "PIPELINE", "STACK", "GCS",
+                                 "JOB", "STORAGE"}:  # fmt: skip
             monkeypatch.delenv(key)
     yield monkeypatch
     os.environ.clear()
@@ -74,6 +75,20 @@ def test_env_example_lists_every_variable() -> None:
         S.SparkSettings,
         S.PipelineSettings,
         S.StackSettings,
+        S.GcsSettings,
+        S.JobLogSettings,
     ):
         for name in group.model_fields:
             assert f"{group.model_config['env_prefix']}{name}".upper() in text, name
+
+
+@pytest.mark.parametrize("name", ["GCS_EMULATOR_HOST", "STORAGE_EMULATOR_HOST"])
+def test_the_emulator_host_under_either_name(
+    clean_env: pytest.MonkeyPatch, tmp_path: Path, name: str
+) -> None:
+    clean_env.setenv(name, "127.0.0.1:4443")
+    s = load_settings(tmp_path / "none.env")
+    assert s.gcs.emulator_url == "http://127.0.0.1:4443"
+    # an override in code wins over the environment
+    override = GcsSettings(emulator_host="")
+    assert load_settings(tmp_path / "none.env", gcs=override).gcs.emulator_url == ""
