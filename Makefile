@@ -5,7 +5,7 @@ SEED ?= 42
 ORDERS ?= 3000
 
 .PHONY: setup up down status logs topics run run-sasl run-gcs test unit lint bench-produce bench-pipeline bench-server clean \
-	dist submit cluster-down dashboard bench-dashboard
+	dist submit cluster-down dashboard bench-dashboard connect connect-down
 
 setup:
 	bash scripts/setup.sh
@@ -72,6 +72,17 @@ run-gcs: setup
 # DASHBOARD_PORT (8501), DASHBOARD_REFRESH_S (5), DASHBOARD_WINDOW_MIN (60).
 dashboard: up
 	$(PY) -m scripts.dashboard
+
+# Kafka Connect (scripts/connect.py): a worker in distributed mode from Kafka's own jars with
+# MongoDB's sink connector, which upserts what the job publishes with PIPELINE_WRITE_TO=kafka
+# (conf/connect/mongo-sink.json). `make connect` starts the stack, the worker (REST API on
+# STACK_CONNECT_PORT, 8083) and the sink, and waits until its tasks run; STACK_CONNECT=1 makes
+# `make up` do the same. CONNECT_URL=<your Connect cluster> creates the sink there instead.
+connect: up
+	$(PY) -m scripts.connect up
+
+connect-down:
+	$(PY) -m scripts.connect down
 
 test: setup
 	$(PY) -m pytest

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dotenv import load_dotenv
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contract.rules import Rules
@@ -125,6 +125,10 @@ class TopicSettings(BaseSettings):
     payments: str = Field("payments", description="TOPIC_PAYMENTS")
     dead_letters: str = Field("payments.dead-letters", description="TOPIC_DEAD_LETTERS")
     outcomes: str = Field("order-outcomes", description="TOPIC_OUTCOMES")
+    # PIPELINE_WRITE_TO=kafka: the orphan payments' documents (outcomes and dead letters go to
+    # the topics above), and where the Connect sink puts the records MongoDB refused
+    orphans: str = Field("orphan-payments", description="TOPIC_ORPHANS")
+    connect_errors: str = Field("payments.connect-errors", description="TOPIC_CONNECT_ERRORS")
     partitions: int = Field(3, ge=1, description="TOPIC_PARTITIONS")
     retention_ms: int = Field(7 * 24 * 3600 * 1000, description="TOPIC_RETENTION_MS")
 
@@ -186,6 +190,12 @@ class PipelineSettings(BaseSettings):
     publish_outcomes: bool = Field(
         False, description="PIPELINE_PUBLISH_OUTCOMES (to TOPIC_OUTCOMES)"
     )
+    # Where the outcomes, orphans and dead letters go: "mongo" (the job writes them) or "kafka"
+    # (the job publishes each document, as MongoDB Extended JSON keyed by its _id, to
+    # TOPIC_OUTCOMES, TOPIC_ORPHANS and TOPIC_DEAD_LETTERS, and Kafka Connect's MongoDB sink
+    # upserts them: conf/connect/mongo-sink.json). The per-minute figures, the job's status,
+    # batch markers and payment claims are written by the job in both cases.
+    write_to: Literal["mongo", "kafka"] = Field("mongo", description="PIPELINE_WRITE_TO")
     # Fault injection for the crash test: pause (so a test can kill -9 the process) in the middle
     # of writing this batch id, after touching the flag file. Unset in normal runs.
     fault_pause_at_batch: int | None = Field(None, description="PIPELINE_FAULT_PAUSE_AT_BATCH")
@@ -201,6 +211,16 @@ class PipelineSettings(BaseSettings):
     # it again from the checkpoint.
     sink_retries: int = Field(5, ge=1, description="PIPELINE_SINK_RETRIES")
     sink_retry_base_s: float = Field(0.5, ge=0, description="PIPELINE_SINK_RETRY_BASE_S")
+
+    @model_validator(mode="after")
+    def _one_writer_per_topic(self) -> PipelineSettings:
+        if self.write_to == "kafka" and (self.publish_outcomes or self.publish_dead_letters):
+            raise ValueError(
+                "PIPELINE_WRITE_TO=kafka publishes the documents to TOPIC_OUTCOMES and "
+                "TOPIC_DEAD_LETTERS itself: unset PIPELINE_PUBLISH_OUTCOMES and "
+                "PIPELINE_PUBLISH_DEAD_LETTERS"
+            )
+        return self
 
     def rules(self) -> Rules:
         """The event-time rules these settings describe."""
@@ -247,6 +267,29 @@ class StackSettings(BaseSettings):
     # Point the job at it with GCS_EMULATOR_HOST=http://127.0.0.1:<STACK_GCS_PORT>.
     gcs: bool = Field(False, description="STACK_GCS")
     gcs_port: int = Field(4443, ge=1, le=65535, description="STACK_GCS_PORT")
+    # A Kafka Connect worker (distributed mode, Kafka's own jars, MongoDB's sink connector on its
+    # plugin path: scripts/connect.py) with its REST API on this port; `up` creates the sink.
+    connect: bool = Field(False, description="STACK_CONNECT")
+    connect_port: int = Field(8083, ge=1, le=65535, description="STACK_CONNECT_PORT")
+
+
+class ConnectSettings(BaseSettings):
+    """CONNECT_*: the Kafka Connect cluster that runs the MongoDB sink (PIPELINE_WRITE_TO=kafka;
+    conf/connect/mongo-sink.json, scripts/connect.py)."""
+
+    model_config = _group("CONNECT_")
+
+    # A Connect cluster of your own (its REST API's base URL); its workers must resolve
+    # ${env:MONGO_URI} (an EnvVarConfigProvider named `env`). Unset: the local worker that
+    # STACK_CONNECT=1 starts, http://127.0.0.1:<STACK_CONNECT_PORT>.
+    url: str | None = Field(None, description="CONNECT_URL")
+    connector: str = Field("payments-mongo-sink", description="CONNECT_CONNECTOR")
+    # The local worker's group.id; its config, offset and status topics are named after it.
+    group_id: str = Field("payments-connect", description="CONNECT_GROUP_ID")
+
+    def base_url(self, local_port: int) -> str:
+        """The REST API's base URL, no trailing slash."""
+        return (self.url or f"http://127.0.0.1:{local_port}").rstrip("/")
 
 
 class GcsSettings(BaseSettings):
@@ -324,6 +367,7 @@ class Settings(BaseSettings):
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     gcs: GcsSettings = Field(default_factory=GcsSettings)
     job_log: JobLogSettings = Field(default_factory=JobLogSettings)
+    connect: ConnectSettings = Field(default_factory=ConnectSettings)
 
     @property
     def kafka_is_local(self) -> bool:
@@ -352,6 +396,9 @@ def _explain(group: type[BaseSettings], exc: ValidationError) -> str:
     problems = []
     for err in exc.errors():
         field = str(err["loc"][0]) if err["loc"] else ""
+        if not field:  # a rule across settings: its message names them
+            problems.append(str(err["msg"]).removeprefix("Value error, "))
+            continue
         name = f"{prefix}{field}".upper()
         secret = "SecretStr" in str(group.model_fields[field].annotation) if field else False
         shown = "(hidden)" if secret else repr(err.get("input"))
@@ -371,7 +418,7 @@ def load_settings(env_file: str | Path | None = None, **overrides: object) -> Se
                         ("topics", TopicSettings), ("spark", SparkSettings),
                         ("pipeline", PipelineSettings), ("stack", StackSettings),
                         ("dashboard", DashboardSettings), ("gcs", GcsSettings),
-                        ("job_log", JobLogSettings)):  # fmt: skip
+                        ("job_log", JobLogSettings), ("connect", ConnectSettings)):  # fmt: skip
         try:
             groups[name] = group()
         except ValidationError as exc:

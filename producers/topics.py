@@ -2,8 +2,9 @@
 
     python -m producers.topics [--partitions N] [--retention-ms MS]
 
-Creates settings.topics.{orders, payments, dead_letters, outcomes} when missing (existing topics
-are left as they are) and prints each topic's name and partition count.
+Creates settings.topics.{orders, payments, dead_letters, outcomes} (and orphans, with
+PIPELINE_WRITE_TO=kafka) when missing (existing topics are left as they are) and prints each
+topic's name and partition count.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ logger = logging.getLogger(__name__)
 
 def pipeline_topics(settings: Settings) -> list[str]:
     t = settings.topics
-    return [t.orders, t.payments, t.dead_letters, t.outcomes]
+    orphans = [t.orphans] if settings.pipeline.write_to == "kafka" else []
+    return [t.orders, t.payments, t.dead_letters, t.outcomes, *orphans]
 
 
 def ensure_topics(

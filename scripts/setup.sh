@@ -2,6 +2,7 @@
 # Installs everything the project runs on into git-ignored folders of the checkout, idempotently:
 #   .venv/                   the package with its dev and dashboard extras (pip, from PyPI)
 #   .stack/kafka/libs/       Apache Kafka broker (KRaft) jars (mvn, from Maven Central)
+#   .stack/connect/          a Kafka Connect worker and the MongoDB sink connector (mvn)
 #   .stack/spark-jars/       Spark's Kafka source for the pinned pyspark, and the GCS connector (mvn)
 #   .stack/bin/ferretdb      FerretDB v1, a MongoDB-protocol server (go, from the Go module proxy)
 #   .stack/bin/fake-gcs-server  a Cloud Storage emulator (go install, from the Go module proxy)
@@ -54,6 +55,26 @@ if ! stamp_ok kafka "$kafka_key" || [ ! -d "$STACK/kafka/libs" ]; then
   stamp_set kafka "$kafka_key"
 else
   log "kafka $KAFKA_VERSION: up to date"
+fi
+
+# 2b. A Kafka Connect worker (Apache Kafka's connect-runtime, distributed mode) and MongoDB's
+#     sink connector, one pom: the connector's `all` jar alone into its plugin directory, the
+#     rest into the worker's classpath (scripts/connect.py runs them with STACK_CONNECT=1).
+connect_key="$(hash_of "$ROOT/scripts/maven/kafka-connect.xml")"
+connect_plugin="$STACK/connect/plugins/mongo-kafka-connect"
+if ! stamp_ok connect "$connect_key" || [ ! -d "$STACK/connect/libs" ] \
+  || [ ! -d "$connect_plugin" ]; then
+  log "resolving Kafka Connect $KAFKA_VERSION and org.mongodb.kafka:mongo-kafka-connect with mvn"
+  rm -rf "$STACK/connect/libs" "$connect_plugin"
+  mvn -q -B -f "$ROOT/scripts/maven/kafka-connect.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$STACK/connect/libs" -DincludeScope=runtime \
+    -DexcludeArtifactIds=mongo-kafka-connect
+  mvn -q -B -f "$ROOT/scripts/maven/kafka-connect.xml" dependency:copy-dependencies \
+    -DoutputDirectory="$connect_plugin" -DincludeScope=runtime \
+    -DincludeArtifactIds=mongo-kafka-connect
+  stamp_set connect "$connect_key"
+else
+  log "kafka connect $KAFKA_VERSION with the mongodb sink: up to date"
 fi
 
 # 3. Spark's Kafka source: connector + kafka-clients + commons-pool2 + token provider. Jars that

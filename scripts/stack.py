@@ -1,6 +1,7 @@
 """Start, stop and inspect the local stack: one Apache Kafka broker (KRaft) and FerretDB, with
 STACK_PROMETHEUS a Prometheus scraping the job's metrics (STACK_METRICS_TARGETS), and with
-STACK_GCS a Cloud Storage emulator (scripts/gcs.py).
+STACK_GCS a Cloud Storage emulator (scripts/gcs.py), and with STACK_CONNECT a Kafka Connect worker
+running the MongoDB sink (scripts/connect.py).
 
     python -m scripts.stack up | down | status | logs [kafka|mongo|prometheus|gcs]
 
@@ -221,7 +222,9 @@ def running_pid(svc: Service) -> int | None:
     return None if state == "Z" else pid
 
 
-def start(svc: Service) -> int:
+def start(svc: Service, env: dict[str, str] | None = None) -> int:
+    """Start `svc` (or find it running); `env`: variables added to its environment only (a
+    secret passed so never shows on its command line)."""
     pid = running_pid(svc)
     if pid:
         return pid
@@ -234,6 +237,7 @@ def start(svc: Service) -> int:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             cwd=svc.home,
+            env={**os.environ, **env} if env else None,
         )
     svc.pid_file.write_text(str(proc.pid))
     logger.info("started service=%s pid=%s", svc.name, proc.pid)
@@ -319,6 +323,10 @@ def up(s: Settings) -> None:
         from scripts import gcs  # imports this module: not at the top
 
         gcs.up(s)
+    if s.stack.connect:
+        from scripts import connect  # imports this module: not at the top
+
+        connect.up(s)
     if s.stack.spark_workers > 0:
         from scripts import cluster  # imports this module: not at the top
 
@@ -347,6 +355,10 @@ def down(s: Settings) -> None:
 
     if cluster.is_running(s):  # whatever STACK_SPARK_WORKERS says now
         cluster.down(s)
+    from scripts import connect
+
+    if connect.is_running(s) or s.stack.connect:  # before Kafka: whatever STACK_CONNECT says now
+        connect.down(s)
     for svc in (mongo_service(s), kafka_service(s)):
         print(f"{svc.name:9} {'stopped' if stop(svc) else 'was not running'}")
     from scripts import prometheus
@@ -369,12 +381,14 @@ def status(s: Settings) -> dict[str, bool]:
         ok = ready()
         result[svc.name] = ok
         print(f"{svc.name:9} {'up' if ok else 'down'}  pid={pid or '-'}  log={svc.log_file}")
-    from scripts import cluster, gcs, prometheus
+    from scripts import cluster, connect, gcs, prometheus
 
     if s.stack.prometheus or prometheus.is_running(s):
         result.update(prometheus.status(s))
     if s.stack.gcs or gcs.is_running(s):
         result.update(gcs.status(s))
+    if s.stack.connect or connect.is_running(s):
+        result.update(connect.status(s))
     if s.stack.spark_workers > 0 or cluster.is_running(s):
         result.update(cluster.status(s))
     return result

@@ -23,7 +23,11 @@ from typing import Any
 from pymongo import UpdateOne
 
 from contract import minutely
+from contract.events import Reason, reason
 from contract.outputs import DEAD_LETTER, ORPHAN, OUTCOME, TALLY
+from contract.wire import preview
+
+REFUSED = "refused"  # the count of documents refused for good (dead-lettered), in batch stats
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,22 @@ class Row:
     kafka_ts: int | None
     raw_key: bytes | None = None
     raw_value: bytes | None = None
+
+
+def rows_of(pdf: Any) -> list[Row]:
+    """The documents to write, from a pandas batch of the job's output rows (OUTPUT_SCHEMA)."""
+    return [
+        Row(k, d, doc, None if ts is None or ts != ts else int(ts), rk, rv)
+        for k, d, doc, ts, rk, rv in zip(
+            pdf["kind"].tolist(),
+            pdf["doc_id"].tolist(),
+            pdf["doc"].tolist(),
+            pdf["kafka_ts"].tolist(),
+            pdf["raw_key"].tolist(),
+            pdf["raw_value"].tolist(),
+            strict=True,
+        )
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +137,28 @@ def unstorable_key(value: Any) -> str | None:
             if found is not None:
                 return found
     return None
+
+
+def refused_letter(collection: str, doc_id: str, op: Any, error: str) -> dict[str, Any]:
+    """The dead letter of a document the database refused (`unstorable_document`): where it was
+    going, the server's (or driver's) error, and a printable preview of what was refused."""
+    return {
+        "_id": f"refused:{collection}:{doc_id}",
+        "reason": reason(Reason.UNSTORABLE_DOCUMENT),
+        "collection": collection,
+        "doc_id": doc_id,
+        "error": error[:2000],
+        "preview": preview(repr(op).encode("utf-8", "backslashreplace"), 2000),
+    }
+
+
+def whole(w: Write) -> dict[str, Any]:
+    """The document `w` leaves where none was before: its insert, or its upsert's `$set` and
+    `$min` fields (dotted paths nested)."""
+    if w.insert is not None:
+        return w.insert
+    update: Any = w.upsert._doc
+    return _write(w.doc_id, update["$set"], update.get("$min", {}), True).insert or {}
 
 
 def plan(rows: Iterable[Row], written_at_ms: int) -> Plan:

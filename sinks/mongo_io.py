@@ -37,12 +37,11 @@ from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
 from conf.settings import Settings
 from contract import minutely
-from contract.events import Reason, reason
 from contract.outputs import DEAD_LETTER, ORPHAN, OUTCOME, TALLY
-from contract.wire import preview
 from sinks import metrics
 from sinks.batch_stats import BatchStats, PartitionStats
-from sinks.documents import Row, Write, plan, unstorable_key
+from sinks.documents import REFUSED, Row, Write, plan, refused_letter, rows_of, unstorable_key
+from sinks.kafka_docs import publish_documents
 from sinks.live_io import LiveFigures
 from sinks.mongo_store import RETRIED, LayoutError, MongoStore, SinkError, chunks
 
@@ -61,7 +60,6 @@ TRANSIENT_CODES = frozenset({6, 7, 50, 89, 91, 112, 189, 262, 9001, 10107, 11600
                              13436})  # fmt: skip
 # whole-command errors that are no document's fault: unauthorized, authentication failed
 FATAL_CODES = frozenset({13, 18})
-REFUSED = "refused"  # the count of documents the database refused, in the batch stats
 KINDS = (OUTCOME, ORPHAN, DEAD_LETTER)  # the rows that are documents (not a TALLY)
 # Errors of one document raised by the driver rather than reported by the server: BSON cannot
 # encode it (a NUL in a key, a lone surrogate, an integer beyond 64 bits), it is too large, or
@@ -75,35 +73,6 @@ DEAD_LETTER_INDEXES = (
     [("reason", ASCENDING), ("dead_lettered_at", DESCENDING)],
 )
 STATS_SCHEMA = "stats string"  # one JSON PartitionStats per partition
-
-
-def rows_of(pdf: Any) -> list[Row]:
-    """The documents to write, from a pandas batch of the job's output rows (OUTPUT_SCHEMA)."""
-    return [
-        Row(k, d, doc, None if ts is None or ts != ts else int(ts), rk, rv)
-        for k, d, doc, ts, rk, rv in zip(
-            pdf["kind"].tolist(),
-            pdf["doc_id"].tolist(),
-            pdf["doc"].tolist(),
-            pdf["kafka_ts"].tolist(),
-            pdf["raw_key"].tolist(),
-            pdf["raw_value"].tolist(),
-            strict=True,
-        )
-    ]
-
-
-def refused_letter(collection: str, doc_id: str, op: Any, error: str) -> dict[str, Any]:
-    """The dead letter of a document the database refused (`unstorable_document`): where it was
-    going, the server's (or driver's) error, and a printable preview of what was refused."""
-    return {
-        "_id": f"refused:{collection}:{doc_id}",
-        "reason": reason(Reason.UNSTORABLE_DOCUMENT),
-        "collection": collection,
-        "doc_id": doc_id,
-        "error": error[:2000],
-        "preview": preview(repr(op).encode("utf-8", "backslashreplace"), 2000),
-    }
 
 
 class PartitionWriter(MongoStore):
@@ -435,7 +404,10 @@ class MongoSink(MongoStore):
         self.check_layout()
 
     def write_batch(self, batch_df: Any, batch_id: int) -> list[PartitionStats]:
-        """Every partition writes itself on its executor; only their stats come back."""
+        """Every partition writes itself on its executor (or, PIPELINE_WRITE_TO=kafka, turns
+        itself into records that Spark's Kafka sink publishes); only their stats come back."""
+        if self.settings.pipeline.write_to == "kafka":
+            return publish_documents(batch_df, self.settings)
         writer = PartitionWriter(self.settings)
         per_partition = functools.partial(writer.write_partition, batch_id)
         got = batch_df.mapInPandas(per_partition, STATS_SCHEMA).collect()

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from pymongo import MongoClient
 
-from conf.settings import Settings
+from conf.settings import STACK_DIR, Settings
 
 
 def with_shape(s: Settings, shape: str) -> Settings:
@@ -29,6 +31,8 @@ def isolated(s: Settings, name: str, checkpoint: str) -> Settings:
                 payments=f"{name}-payments",
                 dead_letters=f"{name}-dlq",
                 outcomes=f"{name}-outcomes",
+                orphans=f"{name}-orphans",
+                connect_errors=f"{name}-connect-errors",
             ),
             "mongo": MongoSettings(uri=s.mongo.uri, database=name.replace("-", "_")),
             "spark": s.spark.model_copy(update={"checkpoint_location": checkpoint}),
@@ -47,6 +51,7 @@ def job_env(s: Settings, **extra: str) -> dict[str, str]:
         TOPIC_PAYMENTS=s.topics.payments,
         TOPIC_DEAD_LETTERS=s.topics.dead_letters,
         TOPIC_OUTCOMES=s.topics.outcomes,
+        TOPIC_ORPHANS=s.topics.orphans,
         MONGO_DATABASE=s.mongo.database,
         SPARK_CHECKPOINT_LOCATION=s.spark.checkpoint_location,
         PIPELINE_SHAPE=s.pipeline.shape,
@@ -191,3 +196,60 @@ def assert_figures_equal_truth(s: Settings, truth: dict[str, Any]) -> None:
     written = sum(len(docs(s, c)) for c in (s.mongo.outcomes_collection,
                   s.mongo.orphans_collection, s.mongo.dead_letters_collection))  # fmt: skip
     assert sum(d["count"] for d in latency) >= written
+
+
+def worker_settings(base: Settings, home: str, name: str, port: int) -> Settings:
+    from conf.settings import ConnectSettings, MongoSettings
+
+    topics = base.topics.model_copy(
+        update={
+            "outcomes": f"{name}-outcomes",
+            "orphans": f"{name}-orphans",
+            "dead_letters": f"{name}-dlq",
+            "connect_errors": f"{name}-connect-errors",
+        }
+    )
+    return base.model_copy(
+        update={
+            "stack": base.stack.model_copy(update={"dir": home, "connect_port": port}),
+            "connect": ConnectSettings(group_id=name, connector=f"{name}-sink"),
+            "mongo": MongoSettings(uri=base.mongo.uri, database=name.replace("-", "_")),
+            "topics": topics,
+        }
+    )
+
+
+def topic_names(s: Settings) -> list[str]:
+    return [s.topics.outcomes, s.topics.orphans, s.topics.dead_letters]
+
+
+@contextmanager
+def connect_worker(settings: Settings, home: Path, name: str, port: int) -> Iterator[Settings]:
+    """A Kafka Connect worker of its own (scripts/connect.py) in `home`, REST on `port`, group,
+    topics and database named after `name`, the sink RUNNING; yields its settings. At the end:
+    the worker stopped, its database and topics deleted."""
+    from scripts import connect
+
+    (home / "connect").mkdir()
+    for part in ("libs", "plugins"):  # the jars scripts/setup.sh installed; the rest is ours
+        (home / "connect" / part).symlink_to(STACK_DIR / "connect" / part)
+    s = worker_settings(settings, str(home), name, port)
+    admin = AdminClient(s.kafka.client_config())
+    topics = [NewTopic(t, s.topics.partitions, 1) for t in topic_names(s)]
+    for future in admin.create_topics(topics).values():
+        future.result(30)
+    started = time.monotonic()
+    try:
+        connect.up(s)
+        print(f"connect worker and sink RUNNING in {time.monotonic() - started:.1f}s")
+        yield s
+    finally:
+        connect.down(s)
+        mongo_db(s).client.drop_database(s.mongo.database)
+        gid = s.connect.group_id
+        internal = [f"{gid}.configs", f"{gid}.offsets", f"{gid}.status"]
+        # (the errors topic exists only if a record failed; the internal ones if it started)
+        for future in admin.delete_topics(
+            [*topic_names(s), *internal, s.topics.connect_errors]
+        ).values():
+            future.exception(30)

@@ -3,11 +3,13 @@ SASL_SSL listener (self-signed CA; PLAIN and SCRAM-SHA-512), on ports 29192-2919
 
 - The dirty truth scenario, produced and drained over SASL_SSL, equals its truth: with PLAIN
   in this process (the test helpers' producer, the job's query), and with SCRAM-SHA-512
-  through the commands a user runs (`producers.simulate`, `python -m streaming`).
+  through the commands a user runs (`producers.simulate`, `python -m streaming` publishing its
+  documents through Spark's Kafka sink, PIPELINE_WRITE_TO=kafka) and a Kafka Connect worker
+  (scripts/connect.py, port 28385) whose MongoDB sink writes them.
 - A wrong password or an untrusted CA ends a producer command and the job within seconds,
   exit 2, with one line naming the setting at fault.
 - The password appears in no output, `--help`, job log, Spark event log (the UI's environment
-  and plans) or broker log.
+  and plans), broker log or Connect worker log.
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from pathlib import Path
 
 import pytest
 
-from conf.settings import REPO_ROOT, KafkaSettings, Settings
-from scripts import kafka_auth
+from conf.settings import REPO_ROOT, Settings
+from producers.topics import ensure_topics
+from scripts import connect, kafka_auth
 from sinks.mongo_io import MongoSink
-from tests.integration.helpers import drain, isolated, job_env, mongo_db
+from tests.integration.helpers import connect_worker, drain, isolated, job_env, topic_names
+from tests.integration.test_connect_path import converged
 from tests.integration.test_reconcile_e2e import assert_equals_truth, load_scenario, small_batches
 from tests.scenarios import DIRTY
 from tests.unit.test_cli_errors import error_line
@@ -33,6 +37,7 @@ from tests.unit.test_cli_errors import error_line
 pytestmark = pytest.mark.integration
 
 PORTS = {"kafka_port": 29192, "kafka_controller_port": 29193, "kafka_sasl_port": 29194}
+CONNECT_PORT = 28385
 REFUSED_WITHIN_S = 15.0  # Python's and the imports' start included; the check itself is ~1 s
 
 
@@ -45,8 +50,9 @@ def sasl_stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
     stack_dir = tmp_path_factory.mktemp("sasl") / "stack"
     link_binaries(stack_dir)
     st = settings.stack.model_copy(
+        # mongo_port 1: `up` leaves MongoDB alone; nothing but the broker is started
         update={"dir": str(stack_dir), **PORTS, "mongo_port": 1, "prometheus": False,
-                "spark_workers": 0}  # mongo_port 1: `up` leaves MongoDB alone
+                "gcs": False, "connect": False, "spark_workers": 0}
     )  # fmt: skip
     kafka = settings.kafka.model_copy(update={"bootstrap_servers": "127.0.0.1:29192"})
     s = settings.model_copy(update={"stack": st, "kafka": kafka})
@@ -57,10 +63,22 @@ def sasl_stack(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
         stack_ctl.stop(stack_ctl.kafka_service(s))
 
 
+@pytest.fixture(scope="module")
+def sasl_worker(
+    sasl_stack: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    """A Kafka Connect worker of this module's, on the broker's SASL_SSL listener (SCRAM)."""
+    s = sasl_stack.model_copy(update={"kafka": kafka_auth.client_settings(sasl_stack)})
+    home = tmp_path_factory.mktemp("sasl-connect")
+    with connect_worker(s, home, f"sc-{secrets.token_hex(4)}", CONNECT_PORT) as worker:
+        yield worker
+
+
 def over(s: Settings, mechanism: str, name: str, checkpoint: Path) -> Settings:
     """Settings of one test: its topics, database and checkpoint, Kafka over SASL_SSL."""
     s = s.model_copy(update={"kafka": kafka_auth.client_settings(s, mechanism)})
-    return small_batches(isolated(s, name, str(checkpoint)))
+    # 150 offsets per source and batch: batch 0 ends before the scenario's late events
+    return small_batches(isolated(s, name, str(checkpoint)), per_trigger=150)
 
 
 def run(module: str, args: list[str], env: dict[str, str], log: Path | None = None,
@@ -83,44 +101,28 @@ def files_holding(secret: str, *roots: Path) -> list[str]:
     return found
 
 
-def published_sources(kafka: KafkaSettings, topic: str) -> set[str]:
-    """The `source` header of every record of `topic`, read over `kafka`'s listener."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({**kafka.client_config(), "group.id": f"dlq-{time.time_ns()}"})
-    sources: set[str] = set()
-    try:
-        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        for p in parts:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            consumer.assign([TopicPartition(topic, p, low)])
-            seen = 0
-            while seen < high - low:
-                for m in consumer.consume(500, timeout=5):
-                    if not m.error():
-                        seen += 1
-                        sources.add(dict(m.headers() or [])["source"].decode())
-    finally:
-        consumer.close()
-    return sources
-
-
 def test_truth_over_sasl_ssl_with_plain(
     spark, sasl_stack: Settings, unique: Callable[[str], str], tmp_path: Path
 ) -> None:
     s = over(sasl_stack, "PLAIN", unique("plain"), tmp_path / "checkpoint")
     assert s.kafka.client_config()["sasl.mechanism"] == "PLAIN"
-    truth = load_scenario(s)  # produced over SASL_SSL, every kind of dirt
+    truth = load_scenario(s, n_orders=400)  # produced over SASL_SSL, every kind of dirt
     drain(spark, s, MongoSink(s))  # Spark's Kafka source over SASL_SSL (PlainLoginModule)
     assert_equals_truth(s, truth)  # Kafka timestamps read back over SASL_SSL too
     password = kafka_auth.stack_user(sasl_stack).password
     assert password not in str(spark.sparkContext.getConf().getAll())
 
 
-def test_truth_over_sasl_ssl_with_scram_through_the_commands(
-    sasl_stack: Settings, unique: Callable[[str], str], tmp_path: Path
+def test_truth_over_sasl_ssl_with_scram_through_the_commands_and_connect(
+    sasl_stack: Settings, sasl_worker: Settings, unique: Callable[[str], str], tmp_path: Path
 ) -> None:
-    s = over(sasl_stack, "SCRAM-SHA-512", unique("scram"), tmp_path / "checkpoint")
+    name = unique("scram")
+    s = over(sasl_stack, "SCRAM-SHA-512", name, tmp_path / "checkpoint")
+    s = s.model_copy(update={"connect": sasl_worker.connect.model_copy(
+        update={"connector": f"{name}-sink"}), "stack": sasl_worker.stack})  # fmt: skip
+    ensure_topics(s, topic_names(s), s.topics.partitions)
+    connect.create(s)
+    connect.wait_running(s, 60)
     password = kafka_auth.stack_user(sasl_stack).password
     events = tmp_path / "events"
     events.mkdir()
@@ -128,7 +130,7 @@ def test_truth_over_sasl_ssl_with_scram_through_the_commands(
         s,
         **kafka_auth.client_env(sasl_stack, s.kafka),
         JOB_LOG_FILE=str(tmp_path / "job.log"),
-        PIPELINE_PUBLISH_DEAD_LETTERS="true",  # Spark's Kafka sink over SASL_SSL too
+        PIPELINE_WRITE_TO="kafka",  # Spark's Kafka sink over SASL_SSL too, then Connect's
         PYSPARK_SUBMIT_ARGS=f"--conf spark.eventLog.enabled=true --conf spark.eventLog.dir="
         f"{events.as_uri()} --conf spark.eventLog.compress=false pyspark-shell",
     )
@@ -142,14 +144,15 @@ def test_truth_over_sasl_ssl_with_scram_through_the_commands(
     assert produced.returncode == 0, produced.stderr[-3000:]
     job, _ = run("streaming", ["--available-now"], env, tmp_path / "streaming.out")
     assert job.returncode == 0, job.stderr[-3000:]
-    assert_equals_truth(s, json.loads(truth_file.read_text()))
-    dead = {d["_id"] for d in mongo_db(s)[s.mongo.dead_letters_collection].find({}, {"_id": 1})}
-    assert published_sources(s.kafka, s.topics.dead_letters) == dead
+    truth = json.loads(truth_file.read_text())
+    converged(s, truth)
+    assert_equals_truth(s, truth)
 
     assert any(events.iterdir()), "no Spark event log written"
     broker = Path(sasl_stack.stack.dir) / "kafka"  # its logs, and its data: SCRAM keeps hashes
+    worker_logs = connect.home(sasl_worker) / "logs"
     assert files_holding(password, tmp_path, broker / "logs", broker / "kafka.log",
-                         broker / "data") == []  # fmt: skip
+                         broker / "data", worker_logs) == []  # fmt: skip
     assert password not in produced.stdout + produced.stderr + job.stdout + job.stderr
 
 

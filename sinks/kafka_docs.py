@@ -1,0 +1,140 @@
+"""PIPELINE_WRITE_TO=kafka: each batch's documents published to Kafka for Kafka Connect's
+MongoDB sink (conf/connect/mongo-sink.json) to upsert, instead of written by the job.
+
+The documents are the ones the direct path writes (sinks/documents.py), one record each: key =
+the document's `_id`, value = the document as MongoDB Extended JSON (relaxed: a dead letter's
+raw bytes as `$binary`), which the connector parses back into the same BSON. The topic says the
+collection: outcomes -> TOPIC_OUTCOMES, orphan payments -> TOPIC_ORPHANS, dead letters ->
+TOPIC_DEAD_LETTERS. A document MongoDB would refuse for its field names becomes the same
+`unstorable_document` dead letter as on the direct path.
+
+The connector `$set`s each record's fields into the document with that `_id` (an order's later
+outcomes do not repeat its `order` fields). Publishing is at least once: a batch Spark re-runs
+is published again with the same keys and values, which leaves the same documents. What differs
+from the direct path by design: `timing.first_written_at` is when the job last handed the
+document to Kafka (the direct path keeps the first write, `$min`), and `timing.latency_ms` is
+measured to that moment.
+
+Each task turns its partition into records plus one stats row (the per-minute tallies, counts,
+latencies); the driver publishes the records with Spark's Kafka sink and collects the stats.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from bson import json_util
+
+from conf.settings import Settings
+from contract import minutely
+from contract.outputs import TALLY
+from sinks.batch_stats import PartitionStats
+from sinks.documents import (
+    REFUSED,
+    Row,
+    Write,
+    plan,
+    refused_letter,
+    rows_of,
+    unstorable_key,
+    whole,
+)
+
+RECORD_SCHEMA = "topic string, key string, value string, stats string"
+Record = tuple[str, str, str]  # topic, key, value
+
+
+def extended_json(doc: dict[str, Any]) -> str:
+    return json_util.dumps(doc, json_options=json_util.RELAXED_JSON_OPTIONS)
+
+
+def records(
+    rows: Iterable[Row], written_at_ms: int, topics: dict[str, str], partition: int = -1
+) -> tuple[list[Record], PartitionStats]:
+    """A partition's rows -> its records (`topics`: outcomes, orphans, dead_letters -> topic
+    names) and its stats. Pure."""
+    rows = list(rows)
+    p = plan(rows, written_at_ms)
+    stats = PartitionStats(partition, len(rows), counts=Counter(p.counts))
+    stats.tally, stats.watermark = p.tally, p.watermark
+    out: list[Record] = []
+    refused: list[dict[str, Any]] = []
+    groups: list[tuple[str, list[Write]]] = [
+        ("outcomes", p.outcomes), ("orphans", p.orphans), ("dead_letters", p.dead_letters)
+    ]  # fmt: skip
+    for name, writes in groups:
+        for w in writes:
+            doc = whole(w)
+            bad = unstorable_key({k: v for k, v in doc.items() if k != "_id"})
+            if bad is None:
+                out.append((topics[name], w.doc_id, extended_json(doc)))
+            else:
+                error = f"field name {bad} is not stored (see sinks/documents.py)"
+                refused.append(refused_letter(topics[name], w.doc_id, w.upsert, error))
+    kafka_ts = {r.doc_id: r.kafka_ts for r in rows}
+    for d in refused:
+        out.append((topics["dead_letters"], d["_id"], extended_json(d)))
+        ts = kafka_ts.get(d["doc_id"])
+        if ts is not None:
+            minutely.add(stats.tally, *minutely.dead_lettered(ts, d["reason"]))
+    stats.counts[REFUSED] += len(refused)
+    stats.written = len(out)
+    stats.observe_latencies(
+        (r.kafka_ts, written_at_ms - r.kafka_ts)
+        for r in rows
+        if r.kafka_ts is not None and r.kind != TALLY
+    )
+    return out, stats
+
+
+def topics_of(settings: Settings) -> dict[str, str]:
+    t = settings.topics
+    return {"outcomes": t.outcomes, "orphans": t.orphans, "dead_letters": t.dead_letters}
+
+
+def to_records(topics: dict[str, str], pdfs: Iterator[Any]) -> Iterator[Any]:
+    """The mapInPandas function: this task's rows in; its records and one stats row out."""
+    import pandas as pd
+    from pyspark import TaskContext
+
+    started = time.monotonic()
+    context = TaskContext.get()
+    partition = context.partitionId() if context is not None else 0
+    rows = [row for pdf in pdfs for row in rows_of(pdf)]
+    out, stats = records(rows, int(time.time() * 1000), topics, partition)
+    stats.write_s = time.monotonic() - started
+    topic, key, value = zip(*out, strict=True) if out else ((), (), ())
+    yield pd.DataFrame(
+        {
+            "topic": [*topic, None],
+            "key": [*key, None],
+            "value": [*value, None],
+            "stats": [None] * len(out) + [stats.to_json()],
+        }
+    )
+
+
+def publish_documents(batch_df: Any, settings: Settings) -> list[PartitionStats]:
+    """Publish the batch's documents with Spark's Kafka sink; each partition's stats back."""
+    from pyspark.sql import functions as sf
+
+    convert = functools.partial(to_records, topics_of(settings))
+    out = batch_df.mapInPandas(convert, RECORD_SCHEMA).persist()  # computed once, read twice
+    try:
+        got = out.where(sf.col("stats").isNotNull()).select("stats").collect()
+        stats = [PartitionStats.from_json(r[0]) for r in got]
+        if sum(p.written for p in stats):
+            (
+                out.where(sf.col("topic").isNotNull())
+                .select("topic", "key", "value")
+                .write.format("kafka")
+                .options(**settings.kafka.spark_options())
+                .save()
+            )
+        return stats
+    finally:
+        out.unpersist()
