@@ -84,8 +84,9 @@ connect: up
 connect-down:
 	$(PY) -m scripts.connect down
 
+# two workers: the suite mostly waits (on Kafka, FerretDB, JVMs starting), half the CPU idle
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadgroup --durations=40
 
 unit: setup
 	$(PY) -m pytest tests/unit

@@ -1,11 +1,17 @@
-"""Shared fixtures: one real local stack (Kafka broker + FerretDB) and one SparkSession per run.
+"""Shared fixtures: one real local stack (Kafka broker + FerretDB) and one SparkSession per
+test process.
 
 The stack is started here if it is not up (and stopped at the end if this run started it).
-Each test gets unique topic, database and checkpoint names from `unique`.
+`make test` runs two pytest-xdist workers: the first to need the stack starts it (under a file
+lock), and the controller stops it when both are done. Each module runs whole on one worker
+(its module fixtures start services on fixed ports); the Spark-cluster modules share one group,
+so their clusters never run at the same time. Each test gets unique topic, database and
+checkpoint names from `unique`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,16 +27,48 @@ def base_settings() -> Settings:
     return load_settings()
 
 
+# modules that start a Spark standalone cluster: one xdist group, run one after the other
+CLUSTER_MODULES = ("test_chaos", "test_cluster")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Each module is one xdist group (`--dist loadgroup`): its tests on one worker."""
+    for item in items:
+        module = item.path.stem
+        group = "spark-cluster" if module in CLUSTER_MODULES else module
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def _started_marker(s: Settings) -> Path:
+    """Present while the stack runs because a test run started it."""
+    return Path(s.stack.dir) / "started-by-tests"
+
+
 @pytest.fixture(scope="session")
 def stack(base_settings: Settings) -> Iterator[Settings]:
     from scripts import stack as stack_ctl
 
-    services = [stack_ctl.kafka_service(base_settings), stack_ctl.mongo_service(base_settings)]
-    was_running = all(stack_ctl.running_pid(s) for s in services)
-    stack_ctl.up(base_settings)
+    Path(base_settings.stack.dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(base_settings.stack.dir) / "tests.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # one worker starts it; the other finds it running
+        services = [stack_ctl.kafka_service(base_settings), stack_ctl.mongo_service(base_settings)]
+        if not all(stack_ctl.running_pid(s) for s in services):
+            _started_marker(base_settings).touch()
+        stack_ctl.up(base_settings)
     yield base_settings
-    if not was_running:
-        stack_ctl.down(base_settings)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In the controller (or the only process), after every test: stop the stack if this run
+    started it."""
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller decides
+        return
+    s = load_settings()
+    if _started_marker(s).exists():
+        from scripts import stack as stack_ctl
+
+        _started_marker(s).unlink()
+        stack_ctl.down(s)
 
 
 @pytest.fixture(scope="session")
