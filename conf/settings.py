@@ -420,8 +420,8 @@ def load_settings(env_file: str | Path | None = None, **overrides: object) -> Se
                         ("topics", TopicSettings), ("spark", SparkSettings),
                         ("pipeline", PipelineSettings), ("stack", StackSettings),
                         ("dashboard", DashboardSettings), ("gcs", GcsSettings),
-                        ("job_log", JobLogSettings),
-                        ("registry", SchemaRegistrySettings), ("wire", FormatSettings)):  # fmt: skip
+                        ("job_log", JobLogSettings), ("registry", SchemaRegistrySettings),
+                        ("wire", FormatSettings)):  # fmt: skip
         try:
             groups[name] = group()
         except ValidationError as exc:

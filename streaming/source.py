@@ -75,6 +75,11 @@ def parsed_row(kind: str, key: bytes | None, value: bytes | None, kafka_ts: int,
         f = wire.parse(kind, key, value, kafka_ts=kafka_ts, **limits)
     except wire.Invalid as exc:
         return (MALFORMED, wire.preview(key) or "", None, None, None, None, None, None, str(exc))
+    return detail_of(kind, f)
+
+
+def detail_of(kind: str, f: dict[str, Any]) -> tuple[Any, ...]:
+    """A valid event's contract fields -> its COMPUTED columns (the Avro parser's too)."""
     if kind == ORDER:
         detail = json.dumps({k: f[k] for k in ORDER_DETAIL}, separators=(",", ":"))
         return (ORDER, f[F.ORDER_ID], None, f[F.ORDER_TS], f[F.AMOUNT], f[F.CURRENCY], None,
@@ -138,7 +143,14 @@ def read_topic(spark: SparkSession, s: Settings, topic: str) -> DataFrame:
     return reader.load()
 
 
-def read_events(spark: SparkSession, s: Settings) -> DataFrame:
+# (Kafka rows, kind, topic) -> PARSED rows with `bucket` and `event_time`: another wire format's
+# parser (streaming/avro_source.py), in place of `parse_topic`
+TopicParser = Callable[[DataFrame, str, str], DataFrame]
+
+
+def read_events(
+    spark: SparkSession, s: Settings, parse_topic_of: TopicParser | None = None
+) -> DataFrame:
     """Both topics' events (and malformed records), watermarked, as a shape takes them, with
     their grouping column `bucket`."""
     lateness = f"{s.pipeline.allowed_lateness_s} seconds"
@@ -147,8 +159,13 @@ def read_events(spark: SparkSession, s: Settings) -> DataFrame:
         "max_bytes": s.pipeline.max_message_bytes,
         "max_future_ms": s.pipeline.max_future_s * 1000,
     }
-    orders = parse_topic(read_topic(spark, s, s.topics.orders), ORDER, buckets, limits)
-    payments = parse_topic(read_topic(spark, s, s.topics.payments), PAYMENT, buckets, limits)
+    if parse_topic_of is None:
+
+        def parse_topic_of(df: DataFrame, kind: str, topic: str) -> DataFrame:
+            return parse_topic(df, kind, buckets, limits)
+
+    orders = parse_topic_of(read_topic(spark, s, s.topics.orders), ORDER, s.topics.orders)
+    payments = parse_topic_of(read_topic(spark, s, s.topics.payments), PAYMENT, s.topics.payments)
     events = orders.withWatermark("event_time", lateness).unionByName(
         payments.withWatermark("event_time", lateness)
     )
