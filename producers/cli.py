@@ -197,16 +197,16 @@ def guarded(prog: str, command: Callable[[], int]) -> int:
     except (SettingsError, ValueError) as exc:  # a schema the registry refused included
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
-    except RuntimeError as exc:
-        if type(exc).__name__ != "RegistryUnreachable":
-            raise
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 1
     except (KafkaException, KafkaCheckError) as exc:
         # a KafkaException comes after the check passed (conf/kafka_check.py): told the same way
         error = exc if isinstance(exc, KafkaCheckError) else explain(exc.args[0], KafkaSettings())
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2 if error.setting else 1
+    except RuntimeError as exc:
+        if type(exc).__name__ != "RegistryUnreachable":
+            raise
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 def _run(kinds: tuple[str, ...], prog: str, description: str, argv: list[str] | None) -> int:

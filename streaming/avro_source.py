@@ -65,19 +65,21 @@ def subject_schemas(conf: dict[str, Any], subject: str) -> dict[int, Any]:
     return found
 
 
-def lookup(conf: dict[str, Any]) -> Callable[[int], Any]:
-    """schema id -> its schema from the registry, or None when the registry has no such id."""
+def lookup(conf: dict[str, Any], subject: str) -> Callable[[int], tuple[Any, bool]]:
+    """schema id -> (its schema from the registry or None when it has no such id, whether it is
+    one of `subject`'s versions now)."""
     from confluent_kafka.schema_registry import SchemaRegistryError
 
     sr = _client(conf)
 
-    def get(schema_id: int) -> Any:
+    def get(schema_id: int) -> tuple[Any, bool]:
         try:
-            return json.loads(sr.get_schema(schema_id).schema_str)
+            found = json.loads(sr.get_schema(schema_id).schema_str)
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
-                return None
+                return None, False
             raise
+        return found, schema_id in subject_schemas(conf, subject)
 
     return get
 
@@ -97,7 +99,7 @@ ArrowFn = Callable[[Iterable[pa.RecordBatch]], Iterator[pa.RecordBatch]]
 
 
 def parser(kind: str, limits: dict[str, Any], planned: dict[int, Any],
-           conf: dict[str, Any]) -> ArrowFn:  # fmt: skip
+           conf: dict[str, Any], subject: str) -> ArrowFn:  # fmt: skip
     """The mapInArrow function of a topic: (key, value, kafka_ts, decoded, ...) -> PARSED."""
 
     def parse_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
@@ -107,10 +109,12 @@ def parser(kind: str, limits: dict[str, Any], planned: dict[int, Any],
         def writer_of(schema_id: int) -> Any:
             nonlocal get
             if schema_id not in seen:
-                get = get or lookup(conf)
-                seen[schema_id] = get(schema_id)
-                if seen[schema_id] is not None:
+                get = get or lookup(conf, subject)
+                seen[schema_id], ours = get(schema_id)
+                if ours:  # registered for this topic after the plan was made: re-plan
                     raise SchemaChanged(f"{SCHEMA_CHANGED} schema_id={schema_id}")
+                # another subject's schema: decided by it (a Payment on the orders topic is
+                # not_an_object); never decoded, as the plan holds this subject's only
             return seen[schema_id]
 
         for batch in batches:
@@ -176,7 +180,7 @@ def parse_topic(kafka_df: DataFrame, kind: str, buckets: int, limits: dict[str, 
         sf.unix_millis(sf.col("timestamp")).alias("kafka_ts"),
     )  # fmt: skip
     records = records.withColumn("decoded", decoded_column(kind, writers))
-    parsed = records.mapInArrow(parser(kind, limits, writers, conf), PARSED)
+    parsed = records.mapInArrow(parser(kind, limits, writers, conf, avro.subject(topic)), PARSED)
     return parsed.select(
         sf.pmod(sf.xxhash64("order_id"), sf.lit(buckets)).cast("int").alias("bucket"),
         *PARSED.fieldNames(),
