@@ -353,6 +353,53 @@ class DashboardSettings(BaseSettings):
     dead_letters: int = Field(50, ge=1, le=1000, description="DASHBOARD_DEAD_LETTERS")
 
 
+class SchemaRegistrySettings(BaseSettings):
+    """SCHEMA_REGISTRY_*: the Confluent-compatible schema registry of PIPELINE_FORMAT=avro (local:
+    Apicurio Registry, scripts/registry.py; or Confluent Cloud's, with an API key)."""
+
+    model_config = _group("SCHEMA_REGISTRY_")
+
+    # The registry's Confluent API base URL, path included (Apicurio: .../apis/ccompat/v7).
+    # Unset: the local one, http://127.0.0.1:<STACK_SCHEMA_REGISTRY_PORT>/apis/ccompat/v7.
+    url: str | None = Field(None, description="SCHEMA_REGISTRY_URL")
+    username: str | None = Field(None, description="SCHEMA_REGISTRY_USERNAME (API key)")
+    password: SecretStr | None = Field(None, description="SCHEMA_REGISTRY_PASSWORD (API secret)")
+    # set on each subject the producers register in; BACKWARD: a new schema must read old data
+    compatibility: Literal["BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FULL", "NONE"] = Field(
+        "BACKWARD", description="SCHEMA_REGISTRY_COMPATIBILITY"
+    )
+    timeout_s: float = Field(10.0, gt=0, description="SCHEMA_REGISTRY_TIMEOUT_S")
+
+
+class FormatSettings(BaseSettings):
+    """PIPELINE_FORMAT and STACK_SCHEMA_REGISTRY*: the wire format of both topics, and the local
+    schema registry `python -m scripts.stack up` starts. (Each field is named as its variable.)"""
+
+    model_config = _group("")
+
+    # json: the contract's JSON (contract/wire.py); avro: Confluent-framed Avro (magic byte 0,
+    # a 4-byte schema id, the body), its schemas in the registry (contract/avro.py)
+    pipeline_format: Literal["json", "avro"] = Field("json", description="PIPELINE_FORMAT")
+    stack_schema_registry: bool = Field(False, description="STACK_SCHEMA_REGISTRY")
+    stack_schema_registry_port: int = Field(
+        8086, ge=1, le=65535, description="STACK_SCHEMA_REGISTRY_PORT"
+    )
+    stack_schema_registry_heap: str = Field("512m", description="STACK_SCHEMA_REGISTRY_HEAP")
+
+    def local_registry_url(self) -> str:
+        return f"http://127.0.0.1:{self.stack_schema_registry_port}/apis/ccompat/v7"
+
+
+def registry_client_conf(registry: SchemaRegistrySettings, fmt: FormatSettings) -> dict[str, Any]:
+    """confluent-kafka's SchemaRegistryClient settings; holds the secret, never log it."""
+    conf: dict[str, Any] = {"url": registry.url or fmt.local_registry_url()}
+    conf["timeout"] = registry.timeout_s
+    if registry.username:
+        secret = registry.password.get_secret_value() if registry.password else ""
+        conf["basic.auth.user.info"] = f"{registry.username}:{secret}"
+    return conf
+
+
 class Settings(BaseSettings):
     """Everything, grouped. Build it once, in the entry point, with `load_settings()`."""
 
@@ -368,6 +415,8 @@ class Settings(BaseSettings):
     gcs: GcsSettings = Field(default_factory=GcsSettings)
     job_log: JobLogSettings = Field(default_factory=JobLogSettings)
     connect: ConnectSettings = Field(default_factory=ConnectSettings)
+    registry: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)
+    wire: FormatSettings = Field(default_factory=FormatSettings)
 
     @property
     def kafka_is_local(self) -> bool:
@@ -406,6 +455,14 @@ def _explain(group: type[BaseSettings], exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
+GROUPS: tuple[tuple[str, type[BaseSettings]], ...] = (
+    ("kafka", KafkaSettings), ("mongo", MongoSettings), ("topics", TopicSettings),
+    ("spark", SparkSettings), ("pipeline", PipelineSettings), ("stack", StackSettings),
+    ("dashboard", DashboardSettings), ("gcs", GcsSettings), ("job_log", JobLogSettings),
+    ("connect", ConnectSettings), ("registry", SchemaRegistrySettings), ("wire", FormatSettings),
+)  # fmt: skip
+
+
 def load_settings(env_file: str | Path | None = None, **overrides: object) -> Settings:
     """Read `.env` (without overriding the real environment), then build the settings.
 
@@ -414,11 +471,7 @@ def load_settings(env_file: str | Path | None = None, **overrides: object) -> Se
     """
     load_dotenv(env_file or REPO_ROOT / ".env", override=False)
     groups: dict[str, Any] = {}
-    for name, group in (("kafka", KafkaSettings), ("mongo", MongoSettings),
-                        ("topics", TopicSettings), ("spark", SparkSettings),
-                        ("pipeline", PipelineSettings), ("stack", StackSettings),
-                        ("dashboard", DashboardSettings), ("gcs", GcsSettings),
-                        ("job_log", JobLogSettings), ("connect", ConnectSettings)):  # fmt: skip
+    for name, group in GROUPS:
         try:
             groups[name] = group()
         except ValidationError as exc:

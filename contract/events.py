@@ -106,6 +106,12 @@ class Reason(str, Enum):
     LATE = "late"
     # a payment_id already used for another order: a payment pays one order (the first wins)
     PAYMENT_ID_REUSED = "payment_id_reused"
+    # PIPELINE_FORMAT=avro (contract/avro.py): not a Confluent frame (no value, shorter than 5
+    # bytes, or a first byte other than 0); a schema id the registry does not know; a body the
+    # writer's schema cannot decode
+    INVALID_FRAME = "invalid_frame"
+    UNKNOWN_SCHEMA_ID = "unknown_schema_id"
+    INVALID_AVRO = "invalid_avro"
     # decided by the sink: the database refused the document for a reason retrying cannot fix
     UNSTORABLE_DOCUMENT = "unstorable_document"
 

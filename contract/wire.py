@@ -191,6 +191,9 @@ def _typed(name: str, value: Any) -> Any:
     raise ValueError(f"unknown field type {kind!r}")
 
 
+typed = _typed  # contract/avro.py checks a decoded Avro record's values the same way
+
+
 def fields_of(kind: str, obj: Any) -> dict[str, Any]:
     """A parsed JSON value -> the contract fields of a `kind` event, typed (timestamps as epoch
     ms), or Invalid."""

@@ -128,8 +128,13 @@ def rules_doc(rules: Rules) -> dict[str, int]:
 
 
 def compute_truth(
-    scenario: Scenario, orders_topic: str = serde.ORDERS, payments_topic: str = serde.PAYMENTS
+    scenario: Scenario,
+    orders_topic: str = serde.ORDERS,
+    payments_topic: str = serde.PAYMENTS,
+    codec: Any = serde,
 ) -> Truth:
+    """`codec`: the wire format's `validate(kind, raw, key)` and `decode(kind, raw)`: JSON
+    (`producers.serde`), or Avro (`producers.avro_serde.AvroCodec`)."""
     rules = scenario.config.rules
     names = {serde.ORDERS: orders_topic, serde.PAYMENTS: payments_topic}
     dead: list[DeadLetter] = []
@@ -137,10 +142,10 @@ def compute_truth(
     payments: dict[str, Payment] = {}
     max_ts: dict[str, int] = {}
     for em in scenario.emissions:
-        why = serde.validate(em.topic, em.value, em.key)
+        why = codec.validate(em.topic, em.value, em.key)
         if why is None and em.dirt is Dirt.LATE:
             why = reason(Reason.LATE)
-        ev = serde.decode(em.topic, em.value) if why is None else None
+        ev = codec.decode(em.topic, em.value) if why is None else None
         if isinstance(ev, Payment):
             first = payments.get(ev.payment_id)
             if first is not None and first.order_id != ev.order_id:

@@ -6,6 +6,7 @@
 #   .stack/spark-jars/       Spark's Kafka source for the pinned pyspark, and the GCS connector (mvn)
 #   .stack/bin/ferretdb      FerretDB v1, a MongoDB-protocol server (go, from the Go module proxy)
 #   .stack/bin/fake-gcs-server  a Cloud Storage emulator (go install, from the Go module proxy)
+#   .stack/apicurio/         Apicurio Registry, a Confluent-compatible schema registry (mvn)
 #   chromium, chromedriver   Debian's packages (apt-get), for the dashboard's browser test
 # A stamp per part records what was installed; a second run checks stamps and downloads nothing.
 set -euo pipefail
@@ -15,6 +16,7 @@ STACK="${STACK_DIR:-$ROOT/.stack}"
 KAFKA_VERSION="4.1.1"
 FERRETDB_VERSION="v1.24.0"
 FAKE_GCS_VERSION="v1.56.1"
+APICURIO_VERSION="3.0.9"
 PYTHON="${PYTHON:-python3}"
 mkdir -p "$STACK/stamps" "$STACK/bin"
 
@@ -123,6 +125,24 @@ if ! stamp_ok fake-gcs-server "$FAKE_GCS_VERSION" || [ ! -x "$STACK/bin/fake-gcs
   stamp_set fake-gcs-server "$FAKE_GCS_VERSION"
 else
   log "fake-gcs-server $FAKE_GCS_VERSION: up to date"
+fi
+
+# 4c. Apicurio Registry, a schema registry with Confluent's REST API (under /apis/ccompat/v7), for
+#     PIPELINE_FORMAT=avro: `STACK_SCHEMA_REGISTRY=1 make up` and the Avro tests run it
+#     (scripts/registry.py). Confluent's own registry is not on Maven Central; Apicurio's Quarkus
+#     application is (io.apicurio:apicurio-registry-app, classifier `all`, a tar.gz; Java 17).
+if ! stamp_ok apicurio "$APICURIO_VERSION" \
+    || [ ! -f "$STACK/apicurio/apicurio-registry-app-$APICURIO_VERSION-runner.jar" ]; then
+  log "resolving Apicurio Registry $APICURIO_VERSION (io.apicurio:apicurio-registry-app:all) with mvn"
+  rm -rf "$STACK/apicurio" && mkdir -p "$STACK/apicurio"
+  mvn -q -B dependency:copy \
+    -Dartifact="io.apicurio:apicurio-registry-app:$APICURIO_VERSION:tar.gz:all" \
+    -DoutputDirectory="$STACK/apicurio"
+  tar -xzf "$STACK/apicurio/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz" -C "$STACK/apicurio"
+  rm -f "$STACK/apicurio/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz"
+  stamp_set apicurio "$APICURIO_VERSION"
+else
+  log "apicurio registry $APICURIO_VERSION: up to date"
 fi
 
 # 5. Debian's packages (apt-get): `prometheus`, which `STACK_PROMETHEUS=1 make up` runs on the

@@ -1,9 +1,10 @@
 """Start, stop and inspect the local stack: one Apache Kafka broker (KRaft) and FerretDB, with
 STACK_PROMETHEUS a Prometheus scraping the job's metrics (STACK_METRICS_TARGETS), and with
-STACK_GCS a Cloud Storage emulator (scripts/gcs.py), and with STACK_CONNECT a Kafka Connect worker
-running the MongoDB sink (scripts/connect.py).
+STACK_GCS a Cloud Storage emulator (scripts/gcs.py), with STACK_SCHEMA_REGISTRY a schema registry
+(scripts/registry.py), and with STACK_CONNECT a Kafka Connect worker running the MongoDB sink
+(scripts/connect.py).
 
-    python -m scripts.stack up | down | status | logs [kafka|mongo|prometheus|gcs]
+    python -m scripts.stack up | down | status | logs [kafka|mongo|prometheus|gcs|registry]
 
 Binaries come from scripts/setup.sh. Data, logs and pid files live under STACK_DIR (.stack/).
 `up` waits until each service answers a real request (Kafka metadata, Mongo `ping`); `down`
@@ -327,6 +328,10 @@ def up(s: Settings) -> None:
         from scripts import connect  # imports this module: not at the top
 
         connect.up(s)
+    if s.wire.stack_schema_registry:
+        from scripts import registry  # imports this module: not at the top
+
+        registry.up(s)
     if s.stack.spark_workers > 0:
         from scripts import cluster  # imports this module: not at the top
 
@@ -369,6 +374,10 @@ def down(s: Settings) -> None:
 
     if gcs.is_running(s) or s.stack.gcs:  # whatever STACK_GCS says now
         gcs.down(s)
+    from scripts import registry
+
+    if registry.is_running(s) or s.wire.stack_schema_registry:  # whatever the setting says now
+        registry.down(s)
 
 
 def status(s: Settings) -> dict[str, bool]:
@@ -389,6 +398,10 @@ def status(s: Settings) -> dict[str, bool]:
         result.update(gcs.status(s))
     if s.stack.connect or connect.is_running(s):
         result.update(connect.status(s))
+    from scripts import registry
+
+    if s.wire.stack_schema_registry or registry.is_running(s):
+        result.update(registry.status(s))
     if s.stack.spark_workers > 0 or cluster.is_running(s):
         result.update(cluster.status(s))
     return result
@@ -402,7 +415,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("command", choices=["up", "down", "status", "logs"])
     parser.add_argument(
-        "service", nargs="?", choices=["kafka", "mongo", "prometheus", "gcs"], default=None
+        "service",
+        nargs="?",
+        choices=["kafka", "mongo", "prometheus", "gcs", "registry"],
+        default=None,
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -424,6 +440,10 @@ def main(argv: list[str] | None = None) -> int:
                 from scripts import gcs
 
                 services["gcs"] = gcs.service(s)
+            if s.wire.stack_schema_registry or args.service == "registry":
+                from scripts import registry
+
+                services["registry"] = registry.service(s)
             for name in [args.service] if args.service else list(services):
                 svc = services[name]
                 log = svc.home / "logs" / "server.log" if name == "kafka" else svc.log_file

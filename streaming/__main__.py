@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     from sinks.live_io import JobStatus
     from sinks.mongo_io import MongoSink, PaymentClaims
     from sinks.mongo_store import LayoutError, SinkError
-    from streaming.job import QUERY_NAME, start_query
+    from streaming.job import QUERY_NAME, schema_changed, start_query
     from streaming.progress import watch
     from streaming.session import build_session
 
@@ -144,10 +144,6 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     spark = build_session(settings.spark, gcs=settings.gcs)
     watch(spark, QUERY_NAME, JobStatus(settings, sink.figures))
-    query = start_query(
-        spark, settings, sink, available_now=args.available_now, claims=PaymentClaims(settings)
-    )
-
     stopping = threading.Event()
 
     def request_stop(signum: int, _frame: Any) -> None:
@@ -156,8 +152,15 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    while query.isActive and not stopping.is_set():
-        query.awaitTermination(1)
+    while True:
+        query = start_query(
+            spark, settings, sink, available_now=args.available_now, claims=PaymentClaims(settings)
+        )
+        while query.isActive and not stopping.is_set():
+            query.awaitTermination(1)
+        if query.isActive or stopping.is_set() or not schema_changed(query.exception()):
+            break
+        logger.info("a new schema id in the stream: restarting the query with it")
     if query.isActive:
         stop_after_batch(query)
     if query.exception() is not None:

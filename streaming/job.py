@@ -35,7 +35,12 @@ SHAPES: dict[str, Callable[[DataFrame, Settings, Claims | None], DataFrame]] = {
 
 def build_outputs(spark: SparkSession, s: Settings, claims: Claims | None = None) -> DataFrame:
     """The streaming DataFrame of documents to write."""
-    return SHAPES[s.pipeline.shape](read_events(spark, s), s, claims)
+    parse = None
+    if s.wire.pipeline_format == "avro":  # Confluent-framed Avro, schemas in the registry
+        from streaming.avro_source import topic_parser
+
+        parse = topic_parser(s)
+    return SHAPES[s.pipeline.shape](read_events(spark, s, parse), s, claims)
 
 
 def start_query(
@@ -69,3 +74,11 @@ def start_query(
         s.spark.checkpoint_location,
     )
     return query
+
+
+def schema_changed(exc: BaseException | None) -> bool:
+    """The query stopped because a message names a schema registered after it was planned
+    (PIPELINE_FORMAT=avro, streaming/avro_source.py): start it again, from its checkpoint."""
+    from streaming.avro_source import SCHEMA_CHANGED
+
+    return exc is not None and SCHEMA_CHANGED in str(exc)

@@ -68,6 +68,16 @@ PASSED = {"kafka_ts": "kafka_ts", "topic": "topic", "partition": "partition", "o
 ORDER_DETAIL = (F.CUSTOMER_ID, F.STORE_ID, F.CHANNEL, F.ITEMS)
 
 
+def parsed_batch(batch: pa.RecordBatch, rows: list[tuple[Any, ...]]) -> pa.RecordBatch:
+    """A Kafka record batch and its rows' COMPUTED columns -> the PARSED Arrow batch."""
+    cols = list(zip(*rows, strict=True)) if rows else [()] * len(COMPUTED)
+    computed = dict(zip(COMPUTED, cols, strict=True))
+    return pa.RecordBatch.from_pydict(
+        {n: computed[n] if n in computed else batch.column(PASSED[n]) for n in _ARROW.names},
+        schema=_ARROW,
+    )
+
+
 def parsed_row(kind: str, key: bytes | None, value: bytes | None, kafka_ts: int,
                limits: dict[str, Any]) -> tuple[Any, ...]:  # fmt: skip
     """One record's COMPUTED columns, in that order."""
@@ -75,6 +85,11 @@ def parsed_row(kind: str, key: bytes | None, value: bytes | None, kafka_ts: int,
         f = wire.parse(kind, key, value, kafka_ts=kafka_ts, **limits)
     except wire.Invalid as exc:
         return (MALFORMED, wire.preview(key) or "", None, None, None, None, None, None, str(exc))
+    return detail_of(kind, f)
+
+
+def detail_of(kind: str, f: dict[str, Any]) -> tuple[Any, ...]:
+    """A valid event's contract fields -> its COMPUTED columns (the Avro parser's too)."""
     if kind == ORDER:
         detail = json.dumps({k: f[k] for k in ORDER_DETAIL}, separators=(",", ":"))
         return (ORDER, f[F.ORDER_ID], None, f[F.ORDER_TS], f[F.AMOUNT], f[F.CURRENCY], None,
@@ -97,15 +112,7 @@ def parser(
                 parsed_row(kind, k, v, ts, limits)
                 for k, v, ts in zip(keys, values, kafka_ts, strict=True)
             ]
-            cols = list(zip(*rows, strict=True)) if rows else [()] * len(COMPUTED)
-            computed = dict(zip(COMPUTED, cols, strict=True))
-            yield pa.RecordBatch.from_pydict(
-                {
-                    n: computed[n] if n in computed else batch.column(PASSED[n])
-                    for n in _ARROW.names
-                },
-                schema=_ARROW,
-            )
+            yield parsed_batch(batch, rows)
 
     return parse_batches
 
@@ -138,7 +145,14 @@ def read_topic(spark: SparkSession, s: Settings, topic: str) -> DataFrame:
     return reader.load()
 
 
-def read_events(spark: SparkSession, s: Settings) -> DataFrame:
+# (Kafka rows, kind, topic) -> PARSED rows with `bucket` and `event_time`: another wire format's
+# parser (streaming/avro_source.py), in place of `parse_topic`
+TopicParser = Callable[[DataFrame, str, str], DataFrame]
+
+
+def read_events(
+    spark: SparkSession, s: Settings, parse_topic_of: TopicParser | None = None
+) -> DataFrame:
     """Both topics' events (and malformed records), watermarked, as a shape takes them, with
     their grouping column `bucket`."""
     lateness = f"{s.pipeline.allowed_lateness_s} seconds"
@@ -147,8 +161,13 @@ def read_events(spark: SparkSession, s: Settings) -> DataFrame:
         "max_bytes": s.pipeline.max_message_bytes,
         "max_future_ms": s.pipeline.max_future_s * 1000,
     }
-    orders = parse_topic(read_topic(spark, s, s.topics.orders), ORDER, buckets, limits)
-    payments = parse_topic(read_topic(spark, s, s.topics.payments), PAYMENT, buckets, limits)
+    if parse_topic_of is None:
+
+        def parse_topic_of(df: DataFrame, kind: str, topic: str) -> DataFrame:
+            return parse_topic(df, kind, buckets, limits)
+
+    orders = parse_topic_of(read_topic(spark, s, s.topics.orders), ORDER, s.topics.orders)
+    payments = parse_topic_of(read_topic(spark, s, s.topics.payments), PAYMENT, s.topics.payments)
     events = orders.withWatermark("event_time", lateness).unionByName(
         payments.withWatermark("event_time", lateness)
     )

@@ -2,11 +2,11 @@
 test process.
 
 The stack is started here if it is not up (and stopped at the end if this run started it).
-`make test` runs two pytest-xdist workers: the first to need the stack starts it (under a file
-lock), and the controller stops it when both are done. Each module runs whole on one worker
-(its module fixtures start services on fixed ports); the Spark-cluster modules share one group,
-so their clusters never run at the same time. Each test gets unique topic, database and
-checkpoint names from `unique`.
+`make test` runs two pytest-xdist workers (`--dist loadfile`: each module whole on one worker,
+as its module fixtures start services on fixed ports; the Spark-cluster tests are one module,
+so their clusters never run at the same time): the first worker to need the stack starts it
+(under a file lock), and the controller stops it when both are done. Each test gets unique
+topic, database and checkpoint names from `unique`.
 """
 
 from __future__ import annotations
@@ -25,18 +25,6 @@ from conf.settings import Settings, load_settings
 @pytest.fixture(scope="session")
 def base_settings() -> Settings:
     return load_settings()
-
-
-# modules that start a Spark standalone cluster: one xdist group, run one after the other
-CLUSTER_MODULES = ("test_chaos", "test_cluster")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Each module is one xdist group (`--dist loadgroup`): its tests on one worker."""
-    for item in items:
-        module = item.path.stem
-        group = "spark-cluster" if module in CLUSTER_MODULES else module
-        item.add_marker(pytest.mark.xdist_group(group))
 
 
 def _started_marker(s: Settings) -> Path:

@@ -78,6 +78,8 @@ def test_env_example_lists_every_variable() -> None:
         S.GcsSettings,
         S.JobLogSettings,
         S.ConnectSettings,
+        S.SchemaRegistrySettings,
+        S.FormatSettings,
     ):
         for name in group.model_fields:
             assert f"{group.model_config['env_prefix']}{name}".upper() in text, name
