@@ -11,9 +11,9 @@ TOPIC_DEAD_LETTERS. A document MongoDB would refuse for its field names becomes 
 The connector `$set`s each record's fields into the document with that `_id` (an order's later
 outcomes do not repeat its `order` fields). Publishing is at least once: a batch Spark re-runs
 is published again with the same keys and values, which leaves the same documents. What differs
-from the direct path by design: `timing.first_written_at` is when the job last handed the
-document to Kafka (the direct path keeps the first write, `$min`), and `timing.latency_ms` is
-measured to that moment.
+from the direct path by design: `timing.first_written_at` and a dead letter's `dead_lettered_at`
+are when the job last handed the document to Kafka (the direct path keeps the first write,
+`$min`), and `timing.latency_ms` is measured to that moment.
 
 Each task turns its partition into records plus one stats row (the per-minute tallies, counts,
 latencies); the driver publishes the records with Spark's Kafka sink and collects the stats.
