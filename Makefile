@@ -4,7 +4,7 @@ PY := .venv/bin/python
 SEED ?= 42
 ORDERS ?= 3000
 
-.PHONY: setup up down status logs topics run run-sasl run-gcs test unit lint bench-produce bench-pipeline bench-server clean \
+.PHONY: setup up down status logs topics run run-sasl run-gcs run-avro test unit lint bench-produce bench-pipeline bench-server clean \
 	dist submit cluster-down dashboard bench-dashboard connect connect-down
 
 setup:
@@ -66,6 +66,13 @@ run-gcs: setup
 	$(GCS_ENV) $(PY) -m scripts.stack up
 	$(GCS_ENV) CHECKPOINT_ROOT=gs://$(GCS_BUCKET)/checkpoints SEED=$(SEED) ORDERS=$(ORDERS) \
 	$(PY) -m scripts.run_local
+
+# The same on the Avro wire (PIPELINE_FORMAT=avro): the stack starts Apicurio Registry
+# (STACK_SCHEMA_REGISTRY_PORT, 8086), the producers register the schemas and send
+# Confluent-framed Avro, and the job decodes it with spark-avro, the schemas from the registry.
+run-avro: setup
+	STACK_SCHEMA_REGISTRY=1 $(PY) -m scripts.stack up
+	PIPELINE_FORMAT=avro SEED=$(SEED) ORDERS=$(ORDERS) $(PY) -m scripts.run_local
 
 # The live dashboard (Streamlit, scripts/dashboard) on the job's figures in MongoDB, beside a running
 # job or after one: MONGO_DATABASE=<its database> make dashboard (`make run` prints that line).

@@ -24,17 +24,17 @@ def _private(settings: Settings, tmp_path: Path) -> Settings:
     os.symlink(shared / "kafka" / "libs", home / "kafka" / "libs")
     os.symlink(shared / "bin", home / "bin")
     st = StackSettings(
-        kafka_port=19092,
-        kafka_controller_port=19093,
-        mongo_port=27117,
+        kafka_port=19492,  # (scripts.chaos has 19092-19093: they may run at once)
+        kafka_controller_port=19493,
+        mongo_port=27517,
         dir=str(home),
         start_timeout_s=90,
     )
     return settings.model_copy(
         update={
             "stack": st,
-            "kafka": settings.kafka.model_copy(update={"bootstrap_servers": "127.0.0.1:19092"}),
-            "mongo": MongoSettings(uri="mongodb://127.0.0.1:27117/"),
+            "kafka": settings.kafka.model_copy(update={"bootstrap_servers": "127.0.0.1:19492"}),
+            "mongo": MongoSettings(uri="mongodb://127.0.0.1:27517/"),
         }
     )
 
