@@ -31,7 +31,16 @@ from pathlib import Path
 from typing import Any
 
 from conf.settings import REPO_ROOT, Settings, load_settings
-from scripts.stack import Service, StackError, running_pid, start, stop, tail, wait_until
+from scripts.stack import (
+    Service,
+    StackError,
+    refuse_taken,
+    running_pid,
+    start,
+    stop,
+    tail,
+    wait_until,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -303,6 +312,7 @@ def is_running(s: Settings) -> bool:
 def start_worker(s: Settings) -> int:
     """Start the local worker and wait until its REST API answers. Returns its pid."""
     svc = prepare(s)
+    refuse_taken(svc, lambda: ready(base_url(s)), base_url(s))
     pid = launch(svc, s.mongo.uri.get_secret_value())
     wait_until(lambda: ready(base_url(s)), svc, s.stack.start_timeout_s)
     return pid

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 from conf.settings import Settings
-from scripts.stack import Service, StackError, running_pid, start, stop, wait_until
+from scripts.stack import Service, StackError, refuse_taken, running_pid, start, stop, wait_until
 
 VERSION = "3.0.9"  # scripts/setup.sh's APICURIO_VERSION
 RUNNER = f"apicurio-registry-app-{VERSION}-runner.jar"
@@ -69,8 +69,9 @@ def launch(svc: Service, timeout: float) -> int:
     jar = Path(svc.cmd[-1])
     if not jar.exists():
         raise StackError(f"{jar} missing: run scripts/setup.sh first")
-    pid = start(svc)
     url = address(svc)
+    refuse_taken(svc, lambda: ready(url), url)
+    pid = start(svc)
     wait_until(lambda: ready(url), svc, timeout)
     return pid
 

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -273,6 +274,14 @@ def mongo_ready(uri: str, timeout: float = 2.0) -> bool:
             return client.admin.command("ping").get("ok") == 1
     except PyMongoError:
         return False
+
+
+def refuse_taken(svc: Service, answers: Callable[[], bool], where: str) -> None:
+    """Before starting `svc`: refuse an address another process already answers on (its answer
+    would be taken for ours, and it may go away under us)."""
+    if running_pid(svc) is None and answers():
+        raise StackError(f"{svc.name}: another process already answers at {where}; stop it or "
+                         "choose another port")  # fmt: skip
 
 
 def wait_until(check, svc: Service, timeout: float) -> None:  # type: ignore[no-untyped-def]

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     from sinks.live_io import JobStatus
     from sinks.mongo_io import MongoSink, PaymentClaims
     from sinks.mongo_store import LayoutError, SinkError
-    from streaming.job import QUERY_NAME, schema_changed, start_query
+    from streaming.job import QUERY_NAME, run_query
     from streaming.progress import watch
     from streaming.session import build_session
 
@@ -152,15 +152,8 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    while True:
-        query = start_query(
-            spark, settings, sink, available_now=args.available_now, claims=PaymentClaims(settings)
-        )
-        while query.isActive and not stopping.is_set():
-            query.awaitTermination(1)
-        if query.isActive or stopping.is_set() or not schema_changed(query.exception()):
-            break
-        logger.info("a new schema id in the stream: restarting the query with it")
+    query = run_query(spark, settings, sink, stopping, available_now=args.available_now,
+                      claims=PaymentClaims(settings))  # fmt: skip
     if query.isActive:
         stop_after_batch(query)
     if query.exception() is not None:

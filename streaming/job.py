@@ -11,6 +11,7 @@ Nothing here computes; it only wires the parts and starts the query.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -74,6 +75,33 @@ def start_query(
         s.spark.checkpoint_location,
     )
     return query
+
+
+def run_query(
+    spark: SparkSession,
+    s: Settings,
+    sink: Callable[[DataFrame, int], Any],
+    stopping: threading.Event,
+    *,
+    available_now: bool = False,
+    query_name: str = QUERY_NAME,
+    claims: Claims | None = None,
+) -> StreamingQuery:
+    """Start the query and wait until it ends or `stopping` is set; returns it (still active
+    when stopped by `stopping`: the caller stops it after its batch). A query that ended on a
+    schema registered after it was planned is started again from its checkpoint, with it."""
+    while True:
+        query = start_query(
+            spark, s, sink, available_now=available_now, query_name=query_name, claims=claims
+        )
+        while query.isActive and not stopping.is_set():
+            try:
+                query.awaitTermination(1)
+            except Exception:  # noqa: BLE001 - the query failed; query.exception() says why
+                break
+        if query.isActive or stopping.is_set() or not schema_changed(query.exception()):
+            return query
+        logger.info("a new schema id in the stream: restarting the query with it")
 
 
 def schema_changed(exc: BaseException | None) -> bool:

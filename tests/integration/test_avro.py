@@ -5,9 +5,12 @@ BACKWARD while the job runs is read; an incompatible one is refused; Avro's own 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +23,7 @@ from producers.scenario import ScenarioConfig, generate
 from producers.truth import compute_truth
 from scripts.check_truth import differences
 from sinks.mongo_io import MongoSink, PaymentClaims
-from streaming.job import schema_changed, start_query
+from streaming.job import run_query
 from tests.integration.helpers import create_topics, docs, drain, produce
 from tests.integration.test_reconcile_e2e import assert_equals_truth, mongo_state, small_batches
 from tests.scenarios import DIRTY
@@ -78,8 +81,23 @@ def test_the_dirty_scenario_in_avro_equals_the_truth(spark, pipeline_settings, r
     assert_equals_truth(s, truth)
 
 
+def read_rows(spark: Any, name: str) -> int:
+    """Input rows the active query named `name` has read so far (0 before it starts)."""
+    active = [q for q in spark.streams.active if q.name == name]
+    return sum(p["numInputRows"] for q in active for p in q.recentProgress)
+
+
+def wait_for(check: Any, what: Any, timeout: float = 240.0) -> None:
+    """Until `check()`; `what` (text, or a function giving it) says what was awaited."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        said = what() if callable(what) else what
+        assert time.monotonic() < deadline, f"{said}: not within {timeout:.0f}s"
+        time.sleep(0.5)
+
+
 def test_a_v2_schema_registered_while_the_job_runs_is_read(
-    spark, pipeline_settings, registry_url, tmp_path
+    spark, pipeline_settings, registry_url, tmp_path, caplog
 ):
     s = small_batches(avro_settings(pipeline_settings, registry_url), 150)
     cfg = ScenarioConfig(n_orders=120, seed=5, event_rate=0.2, rules=s.pipeline.rules())
@@ -91,29 +109,35 @@ def test_a_v2_schema_registered_while_the_job_runs_is_read(
     send(s, first)
     sink = MongoSink(s)
     sink.ensure_indexes()
-    query = start_query(spark, s, sink, claims=PaymentClaims(s), query_name="avro_v2")
-    try:
-        query.processAllAvailable()
-        # v2 (an added optional field) under BACKWARD, while the query runs
-        v2 = registry_io.register(s, topics_of(s), {serde.ORDERS: AVSC / "order_v2.avsc"})
-        assert v2.ids[serde.ORDERS] != v1.ids[serde.ORDERS]
-        second = avro_serde.to_avro(base, v2.encode, v2.ids, frozenset({"loyalty_tier"}))
-        send(s, second.emissions[half:])
-        with pytest.raises(Exception) as failed:  # the new id ends the query: re-planned below
-            query.processAllAvailable()
-        assert schema_changed(failed.value)
-    finally:
-        query.stop()
-    query = start_query(spark, s, sink, claims=PaymentClaims(s), query_name="avro_v2")
-    try:
-        query.processAllAvailable()
-    finally:
-        query.stop()
-    scenario = base.__class__(base.config, (*first, *second.emissions[half:]))
-    codec = avro_serde.AvroCodec(writers(s))
-    truth = compute_truth(scenario, s.topics.orders, s.topics.payments, codec).to_json()
-    assert differences(truth, *mongo_state(s)) == []
+    # the job as `python -m streaming` runs it (streaming.job.run_query), in a thread
+    stopping, ended = threading.Event(), []
+    job = threading.Thread(target=lambda: ended.append(run_query(
+        spark, s, sink, stopping, claims=PaymentClaims(s), query_name="avro_v2")))  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="streaming.job"):
+        job.start()
+        try:
+            wait_for(lambda: read_rows(spark, "avro_v2") >= len(first), "the first half read")
+            # v2 (an added optional field) under BACKWARD, while the query runs
+            v2 = registry_io.register(s, topics_of(s), {serde.ORDERS: AVSC / "order_v2.avsc"})
+            assert v2.ids[serde.ORDERS] != v1.ids[serde.ORDERS]
+            second = avro_serde.to_avro(base, v2.encode, v2.ids, frozenset({"loyalty_tier"}))
+            send(s, second.emissions[half:])
+            scenario = base.__class__(base.config, (*first, *second.emissions[half:]))
+            codec = avro_serde.AvroCodec(writers(s))
+            truth = compute_truth(scenario, s.topics.orders, s.topics.payments, codec).to_json()
+            wait_for(
+                lambda: differences(truth, *mongo_state(s)) == [],
+                lambda: f"MongoDB equal to the truth {differences(truth, *mongo_state(s))}",
+            )
+        finally:
+            stopping.set()
+            job.join(timeout=120)
+            for query in ended:
+                query.stop()
+    # the new id ended the query once, and the job started it again with v2 in its plan
+    assert "a new schema id in the stream: restarting the query" in caplog.text
     assert any(d["reason"] == "late" for d in truth["dead_letters"])
+    assert any("loyalty_tier" in json.dumps(w) for w in writers(s).values())
 
     # an incompatible order schema (amount a string) is refused, and the producer says so
     bad = json.loads((AVSC / "order.avsc").read_text())
