@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from contract import minutely
+from contract.outputs import TALLY
 
 GROWTH = 1.05
 _LOG = math.log(GROWTH)
@@ -51,6 +53,23 @@ class PartitionStats:
             b = bucket_of(max(0, ms))
             self.latency[b] += 1
             self.minute_latency.setdefault(minutely.minute_of(kafka_ts), Counter())[b] += 1
+
+    def observe_written(
+        self, rows: Sequence[Any], refused: Sequence[dict[str, Any]], written_at_ms: int
+    ) -> None:
+        """A written partition's `rows` (sinks.documents.Row): the dead letter of each document
+        refused for good counted by its row's Kafka minute, and each row's produced-to-written
+        latency."""
+        kafka_ts = {r.doc_id: r.kafka_ts for r in rows}
+        for d in refused:
+            ts = kafka_ts.get(d["doc_id"])
+            if ts is not None:
+                minutely.add(self.tally, *minutely.dead_lettered(ts, d["reason"]))
+        self.observe_latencies(
+            (r.kafka_ts, written_at_ms - r.kafka_ts)
+            for r in rows
+            if r.kafka_ts is not None and r.kind != TALLY
+        )
 
     def to_json(self) -> str:
         return json.dumps(

@@ -152,6 +152,17 @@ def refused_letter(collection: str, doc_id: str, op: Any, error: str) -> dict[st
     }
 
 
+def refused_names(collection: str, w: Write) -> dict[str, Any] | None:
+    """The dead letter of `w` when a field name of its document will not be stored
+    (`unstorable_key`; the `$min` paths are the sink's own), else None."""
+    fields: Any = w.upsert._doc
+    bad = unstorable_key(fields["$set"])
+    if bad is None:
+        return None
+    error = f"field name {bad} is not stored (see sinks/documents.py)"
+    return refused_letter(collection, w.doc_id, w.upsert, error)
+
+
 def whole(w: Write) -> dict[str, Any]:
     """The document `w` leaves where none was before: its insert, or its upsert's `$set` and
     `$min` fields (dotted paths nested)."""

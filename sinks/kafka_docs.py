@@ -30,19 +30,8 @@ from typing import Any
 from bson import json_util
 
 from conf.settings import Settings
-from contract import minutely
-from contract.outputs import TALLY
 from sinks.batch_stats import PartitionStats
-from sinks.documents import (
-    REFUSED,
-    Row,
-    Write,
-    plan,
-    refused_letter,
-    rows_of,
-    unstorable_key,
-    whole,
-)
+from sinks.documents import REFUSED, Row, Write, plan, refused_names, rows_of, whole
 
 RECORD_SCHEMA = "topic string, key string, value string, stats string"
 Record = tuple[str, str, str]  # topic, key, value
@@ -68,26 +57,15 @@ def records(
     ]  # fmt: skip
     for name, writes in groups:
         for w in writes:
-            doc = whole(w)
-            bad = unstorable_key({k: v for k, v in doc.items() if k != "_id"})
-            if bad is None:
-                out.append((topics[name], w.doc_id, extended_json(doc)))
+            letter = refused_names(topics[name], w)
+            if letter is None:
+                out.append((topics[name], w.doc_id, extended_json(whole(w))))
             else:
-                error = f"field name {bad} is not stored (see sinks/documents.py)"
-                refused.append(refused_letter(topics[name], w.doc_id, w.upsert, error))
-    kafka_ts = {r.doc_id: r.kafka_ts for r in rows}
-    for d in refused:
-        out.append((topics["dead_letters"], d["_id"], extended_json(d)))
-        ts = kafka_ts.get(d["doc_id"])
-        if ts is not None:
-            minutely.add(stats.tally, *minutely.dead_lettered(ts, d["reason"]))
+                refused.append(letter)
+    out += [(topics["dead_letters"], d["_id"], extended_json(d)) for d in refused]
     stats.counts[REFUSED] += len(refused)
     stats.written = len(out)
-    stats.observe_latencies(
-        (r.kafka_ts, written_at_ms - r.kafka_ts)
-        for r in rows
-        if r.kafka_ts is not None and r.kind != TALLY
-    )
+    stats.observe_written(rows, refused, written_at_ms)
     return out, stats
 
 

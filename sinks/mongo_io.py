@@ -36,11 +36,10 @@ from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
 from conf.settings import Settings
-from contract import minutely
-from contract.outputs import DEAD_LETTER, ORPHAN, OUTCOME, TALLY
+from contract.outputs import DEAD_LETTER, ORPHAN, OUTCOME
 from sinks import metrics
 from sinks.batch_stats import BatchStats, PartitionStats
-from sinks.documents import REFUSED, Row, Write, plan, refused_letter, rows_of, unstorable_key
+from sinks.documents import REFUSED, Row, Write, plan, refused_letter, refused_names, rows_of
 from sinks.kafka_docs import publish_documents
 from sinks.live_io import LiveFigures
 from sinks.mongo_store import RETRIED, LayoutError, MongoStore, SinkError, chunks
@@ -141,13 +140,11 @@ class PartitionWriter(MongoStore):
         refused: list[dict[str, Any]] = []
         checked: list[Write] = []
         for w in writes:
-            fields: Any = w.upsert._doc
-            name_refused = unstorable_key(fields["$set"])  # (the $min paths are the sink's own)
-            if name_refused is None:
+            letter = refused_names(name, w)
+            if letter is None:
                 checked.append(w)
             else:
-                error = f"field name {name_refused} is not stored (see sinks/documents.py)"
-                refused.append(refused_letter(name, w.doc_id, w.upsert, error))
+                refused.append(letter)
         writes = checked
         inserts = [w for w in writes if w.insert is not None]
         for chunk in chunks(inserts):
@@ -230,22 +227,13 @@ class PartitionWriter(MongoStore):
         refused += self.write(m.dead_letters_collection, p.dead_letters, batch_id)
         self.write_refused(refused, batch_id)
         stats.counts[REFUSED] += len(refused)
-        kafka_ts = {r.doc_id: r.kafka_ts for r in rows}
-        for d in refused:
-            ts = kafka_ts.get(d["doc_id"])
-            if ts is not None:
-                minutely.add(stats.tally, *minutely.dead_lettered(ts, d["reason"]))
         marker_doc = {"batch_id": batch_id, "fingerprint": p.fingerprint, "rows": len(rows)}
         self.retry(
             lambda: markers.replace_one({"_id": key}, marker_doc, upsert=True), "write marker"
         )
         stats.written = len(p.outcomes) + len(p.orphans) + len(p.dead_letters) - len(refused)
         stats.write_s = time.monotonic() - started
-        stats.observe_latencies(
-            (r.kafka_ts, written_at - r.kafka_ts)
-            for r in rows
-            if r.kafka_ts is not None and r.kind != TALLY
-        )
+        stats.observe_written(rows, refused, written_at)
         stats.retries = RETRIED[0] - retried
         return stats
 

@@ -95,6 +95,20 @@ def mongo_db(s: Settings) -> Any:
     return client[s.mongo.database]
 
 
+def wait_for(check: Any, what: Any, timeout: float = 60.0, every: float = 0.2) -> Any:
+    """Poll `check()` until it gives something true, and return that; past `timeout`, fail
+    saying `what` (a text, or a function giving it then) was not seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            said = what() if callable(what) else what
+            raise AssertionError(f"{said}: not within {timeout:.0f}s")
+        time.sleep(every)
+
+
 def docs(s: Settings, collection: str) -> dict[str, dict[str, Any]]:
     return {d["_id"]: d for d in mongo_db(s)[collection].find()}
 

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,12 +23,13 @@ from producers.truth import compute_truth
 from scripts.check_truth import differences
 from sinks.mongo_io import MongoSink, PaymentClaims
 from streaming.job import run_query
-from tests.integration.helpers import create_topics, docs, drain, produce
+from tests.integration.helpers import create_topics, docs, drain, produce, wait_for
 from tests.integration.test_reconcile_e2e import assert_equals_truth, mongo_state, small_batches
 from tests.scenarios import DIRTY
 
 pytestmark = pytest.mark.integration
 PORT = 28090
+V2_TIMEOUT_S = 240.0
 AVSC = REPO_ROOT / "contract" / "avsc"
 
 
@@ -87,15 +87,6 @@ def read_rows(spark: Any, name: str) -> int:
     return sum(p["numInputRows"] for q in active for p in q.recentProgress)
 
 
-def wait_for(check: Any, what: Any, timeout: float = 240.0) -> None:
-    """Until `check()`; `what` (text, or a function giving it) says what was awaited."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        said = what() if callable(what) else what
-        assert time.monotonic() < deadline, f"{said}: not within {timeout:.0f}s"
-        time.sleep(0.5)
-
-
 def test_a_v2_schema_registered_while_the_job_runs_is_read(
     spark, pipeline_settings, registry_url, tmp_path, caplog
 ):
@@ -116,7 +107,8 @@ def test_a_v2_schema_registered_while_the_job_runs_is_read(
     with caplog.at_level(logging.INFO, logger="streaming.job"):
         job.start()
         try:
-            wait_for(lambda: read_rows(spark, "avro_v2") >= len(first), "the first half read")
+            wait_for(lambda: read_rows(spark, "avro_v2") >= len(first), "the first half read",
+                     V2_TIMEOUT_S, every=0.5)  # fmt: skip
             # v2 (an added optional field) under BACKWARD, while the query runs
             v2 = registry_io.register(s, topics_of(s), {serde.ORDERS: AVSC / "order_v2.avsc"})
             assert v2.ids[serde.ORDERS] != v1.ids[serde.ORDERS]
@@ -128,6 +120,8 @@ def test_a_v2_schema_registered_while_the_job_runs_is_read(
             wait_for(
                 lambda: differences(truth, *mongo_state(s)) == [],
                 lambda: f"MongoDB equal to the truth {differences(truth, *mongo_state(s))}",
+                V2_TIMEOUT_S,
+                every=0.5,
             )
         finally:
             stopping.set()

@@ -35,6 +35,7 @@ from tests.integration.helpers import (
     isolated,
     mongo_db,
     topic_names,
+    wait_for,
 )
 from tests.integration.test_reconcile_e2e import (
     assert_equals_truth,
@@ -74,14 +75,12 @@ def over_connect(worker: Settings, name: str, checkpoint: Path, per_trigger: int
 
 def converged(s: Settings, truth: dict[str, Any], timeout: float = CONVERGE_S) -> None:
     """Wait until MongoDB shows the truth's documents (Connect writes after the job is done)."""
-    deadline = time.monotonic() + timeout
-    left: list[str] = []
-    while time.monotonic() < deadline:
-        left = differences(truth, *mongo_state(s))
-        if not left:
-            return
-        time.sleep(1.0)
-    raise AssertionError(f"MongoDB did not reach the truth in {timeout:.0f}s: {left}")
+    wait_for(
+        lambda: differences(truth, *mongo_state(s)) == [],
+        lambda: f"MongoDB at the truth {differences(truth, *mongo_state(s))}",
+        timeout,
+        every=1.0,
+    )
 
 
 def test_truth_through_kafka_connect(

@@ -12,7 +12,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ from confluent_kafka import Consumer, Producer
 
 from conf.settings import Settings
 from scripts import connect
-from tests.integration.helpers import connect_worker, mongo_db, topic_names
+from tests.integration.helpers import connect_worker, mongo_db, topic_names, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -75,16 +75,6 @@ def produce(s: Settings, records: list[tuple[str, str, str, int | None]]) -> Non
     assert p.flush(30) == 0
 
 
-def wait_for(check: Callable[[], Any], what: str, timeout: float = TIMEOUT_S) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not seen within {timeout:.0f}s")
-
-
 def test_rest_api_shows_the_placeholder_not_the_uri(worker: Settings) -> None:
     url = f"{connect.base_url(worker)}/connectors/{worker.connect.connector}/config"
     status, config = connect.request("GET", url)
@@ -104,7 +94,7 @@ def test_records_become_merged_documents(worker: Settings) -> None:
     produce(worker, [(outcomes, "order-1", ejson(FIRST), 0)])
     db = mongo_db(worker)
     coll = db[worker.mongo.outcomes_collection]
-    wait_for(lambda: coll.find_one({"_id": "order-1"}), "the first outcome")
+    wait_for(lambda: coll.find_one({"_id": "order-1"}), "the first outcome", TIMEOUT_S)
     print(f"produce -> document in {time.monotonic() - started:.2f}s")
     # the later outcome, then the same record again (a replay), then a sentinel on the same
     # partition: once the sentinel is in, everything before it was written
