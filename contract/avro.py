@@ -39,7 +39,6 @@ from contract.events import (
     ORDER,
     ORDER_FIELDS,
     PAYMENT_FIELDS,
-    SCHEMA_VERSION,
     F,
     Reason,
     reason,
@@ -156,11 +155,7 @@ def fields_of(kind: str, record: Any) -> dict[str, Any]:
             fields[name] = value
         else:
             fields[name] = wire.typed(name, value)
-    if fields[F.SCHEMA_VERSION] != SCHEMA_VERSION:
-        raise wire.Invalid(reason(Reason.UNKNOWN_SCHEMA_VERSION))
-    if fields[F.AMOUNT] < 0:
-        raise wire.Invalid(reason(Reason.NEGATIVE_AMOUNT))
-    return fields
+    return wire.checked(fields)
 
 
 def _texts(names: tuple[str, ...], record: dict[str, Any]) -> dict[str, Any]:

@@ -87,6 +87,15 @@ FIELD_TYPES: dict[str, str] = {
 }
 
 
+# The largest accepted `amount`, in minor units: 2**53 - 1, the largest integer every JSON reader
+# keeps exact (JavaScript's Number.MAX_SAFE_INTEGER): 90 trillion in a two-decimal currency, far
+# above any retail payment (card networks carry 12 digits). Above it: `out_of_range:amount`.
+# Sums of accepted amounts are exact Python integers; one that leaves BSON's int64 (more than
+# 1,024 maximal amounts in one order or one minute) is stored as its decimal digits
+# (contract/outputs.py `storable`), never wrapped or rounded.
+MAX_AMOUNT = 2**53 - 1
+
+
 class Reason(str, Enum):
     """Why a message became a dead letter (the checks are in contract/wire.py). A reason about
     one field carries its name after a colon, e.g. `missing_field:amount` (see `reason()`)."""
@@ -132,6 +141,12 @@ class Method(str, Enum):
     WALLET = "wallet"
     BANK_TRANSFER = "bank_transfer"
     GIFT_CARD = "gift_card"
+
+
+# A currency is an ISO 4217 alphabetic code: three ASCII capital letters, written with an
+# explicit ASCII class (a message's text is Unicode: case folding or `str.isalpha` would take
+# letters such as the Kelvin sign or full-width capitals). Outside it: `invalid_value:currency`.
+CURRENCY_PATTERN = "[A-Z]{3}"
 
 
 @dataclass(frozen=True, slots=True)

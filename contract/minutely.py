@@ -32,6 +32,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from contract.integers import stored_int
+
 MINUTE_MS = 60_000
 ORDERS, PAYMENTS, OUTCOMES, ORPHANS = "orders", "payments", "outcomes", "orphans"
 MATCH, DEAD_LETTERS, LATENCY = "match", "dead_letters", "latency"
@@ -91,7 +93,11 @@ def to_rows(tally: Tally) -> list[list[object]]:
 def add_rows(tally: Tally, rows: Iterable[list[object]]) -> Tally:
     """tally += rows made by `to_rows`."""
     for r in rows:
-        add(tally, (int(r[0]), str(r[1]), str(r[2]), str(r[3])), [int(v) for v in r[4:]])  # type: ignore[call-overload]
+        add(
+            tally,
+            (stored_int(r[0]), str(r[1]), str(r[2]), str(r[3])),
+            [stored_int(v) for v in r[4:]],
+        )  # type: ignore[arg-type]
     return tally
 
 

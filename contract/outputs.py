@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from contract import minutely
+from contract.integers import storable
 from contract.wire import preview
 
 # Output kinds (one place for their names). A TALLY is no document: it carries what a batch of
@@ -32,9 +34,16 @@ class Output:
     raw_value: bytes | None = None
 
 
+_LONG_NUMBER = re.compile(r"[0-9]{19}")  # every integer outside INT64 has 19 digits or more
+
+
 def to_json(doc: dict[str, Any]) -> str:
-    """A computed document as the compact JSON the job hands to the sink."""
-    return json.dumps(doc, separators=(",", ":"))
+    """A computed document as the compact JSON the job hands to the sink (its integers
+    `storable`: a number that could leave 64 bits is scanned for only when the text shows one)."""
+    text = json.dumps(doc, separators=(",", ":"))
+    if _LONG_NUMBER.search(text) is None:
+        return text
+    return json.dumps(storable(doc), separators=(",", ":"))
 
 
 def dead_letter(

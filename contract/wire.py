@@ -24,8 +24,10 @@ Checks, in order; the first that fails names the reason (`Reason` in contract/ev
                          array of objects with the item fields
     out_of_range:<f>     an integer outside the signed 64-bit range
     invalid_value:<f>    a string field empty, longer than MAX_STRING, or holding a control
-                         character (NUL included)
+                         character (NUL included); a currency not three ASCII capital letters
+                         (ISO 4217)
     unknown_schema_version, negative_amount
+    out_of_range:amount  an amount above MAX_AMOUNT (2**53 - 1, contract/events.py)
     key_mismatch         the Kafka key is not the event's order_id (UTF-8): the topics are keyed
                          by order_id, so a keyless or mis-keyed message breaks the contract
     future_event_time    the event time is more than `max_future_ms` past the message's Kafka
@@ -44,8 +46,10 @@ import re
 from typing import Any
 
 from contract.events import (
+    CURRENCY_PATTERN,
     FIELD_TYPES,
     ITEM_FIELDS,
+    MAX_AMOUNT,
     ORDER,
     ORDER_FIELDS,
     PAYMENT_FIELDS,
@@ -54,6 +58,7 @@ from contract.events import (
     Reason,
     reason,
 )
+from contract.integers import INT64
 
 MAX_BYTES = 1_048_576  # Kafka's default largest message; PIPELINE_MAX_MESSAGE_BYTES
 MAX_STRING = 256  # longest accepted string field, in characters
@@ -64,14 +69,18 @@ MAX_STRING = 256  # longest accepted string field, in characters
 MAX_DEPTH = 128
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
 _BRACKET = re.compile(r"[\[\]{}]")
-INT64 = (-(2**63), 2**63 - 1)
 
 # RFC 3339 date-time: a `T` (or `t`), seconds, an optional fraction, and an explicit offset:
 # `Z`/`z` or `+hh:mm`/`-hh:mm`. Nothing else (no bare dates, no missing offset, no leap second).
 TIMESTAMP_FORMS = "YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|+HH:MM|-HH:MM), `t`/`z` also accepted"
+# Digits are `[0-9]`, never `\d` (which takes any Unicode decimal digit: full-width, Arabic-Indic,
+# Devanagari...), and `re.ASCII` keeps every class ASCII whatever is added later.
 _RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
+    r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))",
+    re.ASCII,
 )
+_CURRENCY = re.compile(CURRENCY_PATTERN, re.ASCII)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -113,19 +122,36 @@ def _no_constant(name: str) -> Any:
     raise Invalid(reason(Reason.INVALID_JSON))  # NaN, Infinity, -Infinity
 
 
+def _ascii_number(literal: str) -> None:
+    """JSON numbers are ASCII digits. CPython's C scanner only matches those; its pure-Python
+    fallback (`json.scanner.py_make_scanner`, and other interpreters) matches any Unicode digit
+    with `\\d`, which `int()` and `float()` then convert silently."""
+    if not literal.isascii():
+        raise Invalid(reason(Reason.INVALID_JSON))
+
+
 def _integer(literal: str) -> int:
     """A JSON integer literal -> int. JSON has no leading zeros, so one of more than 19 digits is
     outside 64 bits whatever they are: it becomes the nearest value out of range, unconverted.
     Converting it would be quadratic in its length, and Python refuses past 4,300 digits
     (`sys.get_int_max_str_digits`, absent before 3.10.7), which made the verdict `invalid_json`
     or `out_of_range` depending on the interpreter."""
+    _ascii_number(literal)
     if len(literal) - literal.startswith("-") > 19:
         return INT64[0] - 1 if literal.startswith("-") else INT64[1] + 1
     return int(literal)
 
 
+def _float(literal: str) -> float:
+    _ascii_number(literal)
+    return float(literal)
+
+
 _DECODER = json.JSONDecoder(
-    object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant, parse_int=_integer
+    object_pairs_hook=_no_duplicate_keys,
+    parse_constant=_no_constant,
+    parse_int=_integer,
+    parse_float=_float,
 )
 
 
@@ -170,6 +196,8 @@ def _typed(name: str, value: Any) -> Any:
             raise Invalid(reason(Reason.WRONG_TYPE, name))
         if not value or len(value) > MAX_STRING or _CONTROL.search(value):
             raise Invalid(reason(Reason.INVALID_VALUE, name))
+        if name == F.CURRENCY and not _CURRENCY.fullmatch(value):
+            raise Invalid(reason(Reason.INVALID_VALUE, name))
         return value
     if kind == "long":
         if not isinstance(value, int) or isinstance(value, bool):
@@ -203,11 +231,18 @@ def fields_of(kind: str, obj: Any) -> dict[str, Any]:
     for name in names:
         if name not in obj:
             raise Invalid(reason(Reason.MISSING_FIELD, name))
-    fields = {name: _typed(name, obj[name]) for name in names}
+    return checked({name: _typed(name, obj[name]) for name in names})
+
+
+def checked(fields: dict[str, Any]) -> dict[str, Any]:
+    """The checks across an event's typed fields (every wire format's): its schema version,
+    and an amount from 0 to MAX_AMOUNT."""
     if fields[F.SCHEMA_VERSION] != SCHEMA_VERSION:
         raise Invalid(reason(Reason.UNKNOWN_SCHEMA_VERSION))
     if fields[F.AMOUNT] < 0:
         raise Invalid(reason(Reason.NEGATIVE_AMOUNT))
+    if fields[F.AMOUNT] > MAX_AMOUNT:
+        raise Invalid(reason(Reason.OUT_OF_RANGE, F.AMOUNT))
     return fields
 
 

@@ -19,8 +19,10 @@ from typing import Any
 
 from conf.settings import Settings, load_settings
 from contract import minutely
+from contract.integers import stored_int
 
 OUTCOME_KEYS = ("status", "final", "amount", "paid", "payment_ids")
+MONEY = ("amount", "paid")
 # orders by order_id, decided orphans by payment_id, dead letters (topic, reason, raw value)
 Summary = tuple[
     dict[str, tuple[Any, ...]], dict[str, tuple[Any, ...]], Counter[tuple[str, str, str | None]]
@@ -60,7 +62,7 @@ def figure_differences(
     letters' and latency figures go by Kafka timestamps, which only the broker knows.)"""
     want = {minutely.doc_id(tuple(r[:4])): list(r[4:]) for r in truth.get("minutely", [])}  # type: ignore[arg-type]
     got = {
-        d["_id"]: [d[n] for n in minutely.VALUES[d["metric"]]]
+        d["_id"]: [stored_int(d[n]) for n in minutely.VALUES[d["metric"]]]
         for d in figure_docs
         if d.get("metric") in minutely.EVENT_TIME
     }
@@ -69,8 +71,15 @@ def figure_differences(
     return out[:limit] + ([f"... and {len(out) - limit} more"] if len(out) > limit else [])
 
 
+def _value(d: dict[str, Any], key: str) -> Any:
+    """A document's value as the truth spells it: integers as stored (contract.integers)."""
+    if key == "payment_ids":
+        return sorted(d[key])
+    return stored_int(d[key]) if key in MONEY else d[key]
+
+
 def _outcome(d: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple(sorted(d[k]) if k == "payment_ids" else d[k] for k in OUTCOME_KEYS)
+    return tuple(_value(d, k) for k in OUTCOME_KEYS)
 
 
 def expected(
@@ -88,7 +97,7 @@ def actual(outcome_docs: Iterable[dict[str, Any]], dead_docs: Iterable[dict[str,
     orders, orphans = {}, {}
     for d in outcome_docs:
         if d["status"] == "ORPHAN_PAYMENT":
-            orphans[d["_id"]] = (d["order_id"], d["amount"])
+            orphans[d["_id"]] = (d["order_id"], stored_int(d["amount"]))
         else:
             orders[d["_id"]] = _outcome(d)
     dead = Counter((d["topic"], d["reason"], as_text(d.get("raw_value"))) for d in dead_docs)

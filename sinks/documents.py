@@ -40,20 +40,12 @@ class Row:
     raw_value: bytes | None = None
 
 
-def rows_of(pdf: Any) -> list[Row]:
-    """The documents to write, from a pandas batch of the job's output rows (OUTPUT_SCHEMA)."""
-    return [
-        Row(k, d, doc, None if ts is None or ts != ts else int(ts), rk, rv)
-        for k, d, doc, ts, rk, rv in zip(
-            pdf["kind"].tolist(),
-            pdf["doc_id"].tolist(),
-            pdf["doc"].tolist(),
-            pdf["kafka_ts"].tolist(),
-            pdf["raw_key"].tolist(),
-            pdf["raw_value"].tolist(),
-            strict=True,
-        )
-    ]
+def rows_of(batch: Any) -> list[Row]:
+    """The documents to write, from an Arrow record batch of the job's output rows
+    (OUTPUT_SCHEMA). Arrow, not pandas: a long column holding a null would reach pandas as
+    float64 and lose every integer above 2**53."""
+    cols = [batch.column(name).to_pylist() for name in Row.__slots__]
+    return [Row(*values) for values in zip(*cols, strict=True)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,25 +74,26 @@ def topics_of(settings: Settings) -> dict[str, str]:
     return {"outcomes": t.outcomes, "orphans": t.orphans, "dead_letters": t.dead_letters}
 
 
-def to_records(topics: dict[str, str], pdfs: Iterator[Any]) -> Iterator[Any]:
-    """The mapInPandas function: this task's rows in; its records and one stats row out."""
-    import pandas as pd
+def to_records(topics: dict[str, str], batches: Iterator[Any]) -> Iterator[Any]:
+    """The mapInArrow function: this task's rows in; its records and one stats row out."""
+    import pyarrow as pa
     from pyspark import TaskContext
 
     started = time.monotonic()
     context = TaskContext.get()
     partition = context.partitionId() if context is not None else 0
-    rows = [row for pdf in pdfs for row in rows_of(pdf)]
+    rows = [row for batch in batches for row in rows_of(batch)]
     out, stats = records(rows, int(time.time() * 1000), topics, partition)
     stats.write_s = time.monotonic() - started
     topic, key, value = zip(*out, strict=True) if out else ((), (), ())
-    yield pd.DataFrame(
+    yield pa.RecordBatch.from_pydict(
         {
             "topic": [*topic, None],
             "key": [*key, None],
             "value": [*value, None],
             "stats": [None] * len(out) + [stats.to_json()],
-        }
+        },
+        schema=pa.schema([(name, pa.string()) for name in ("topic", "key", "value", "stats")]),
     )
 
 
@@ -101,7 +102,7 @@ def publish_documents(batch_df: Any, settings: Settings) -> list[PartitionStats]
     from pyspark.sql import functions as sf
 
     convert = functools.partial(to_records, topics_of(settings))
-    out = batch_df.mapInPandas(convert, RECORD_SCHEMA).persist()  # computed once, read twice
+    out = batch_df.mapInArrow(convert, RECORD_SCHEMA).persist()  # computed once, read twice
     try:
         got = out.where(sf.col("stats").isNotNull()).select("stats").collect()
         stats = [PartitionStats.from_json(r[0]) for r in got]

@@ -19,6 +19,7 @@ from collections import Counter
 from typing import Any
 
 from contract import minutely
+from contract.integers import storable, stored_int
 from sinks.batch_stats import percentile
 
 HIST = "hist"  # a latency document's histogram: log bucket (sinks/batch_stats.py) -> documents
@@ -47,7 +48,7 @@ def _doc(key: minutely.Key, value: dict[str, Any], prev: dict[str, Any], batch: 
         "metric": metric,
         "dim": dim,
         "currency": currency or None,
-        **value,
+        **storable(value),
         "final": minutely.is_final(metric, minute, watermark),
         "batch": batch,
         "prev": prev,
@@ -81,7 +82,7 @@ def fold(
         old = stored.get(minutely.doc_id(key))
         base = _base(old, batch)
         names = minutely.VALUES[key[1]]
-        value = {n: base.get(n, 0) + a for n, a in zip(names, added, strict=True)}
+        value = {n: stored_int(base.get(n, 0)) + a for n, a in zip(names, added, strict=True)}
         docs.append(_doc(key, value, base, batch, watermark, now_ms))
     for minute, added_hist in minute_latency.items():
         key = (minute, minutely.LATENCY, minutely.ALL, "")

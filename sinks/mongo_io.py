@@ -237,19 +237,21 @@ class PartitionWriter(MongoStore):
         stats.retries = RETRIED[0] - retried
         return stats
 
-    def write_partition(self, batch_id: int, pdfs: Iterator[Any]) -> Iterator[Any]:
-        """The mapInPandas function: this task's rows in, one stats row out."""
-        import pandas as pd
+    def write_partition(self, batch_id: int, batches: Iterator[Any]) -> Iterator[Any]:
+        """The mapInArrow function: this task's rows in, one stats row out."""
+        import pyarrow as pa
         from pyspark import TaskContext
 
         context = TaskContext.get()
         partition = context.partitionId() if context is not None else 0
-        rows = [row for pdf in pdfs for row in rows_of(pdf)]
+        rows = [row for batch in batches for row in rows_of(batch)]
         try:
             stats = self.write_rows(rows, batch_id, partition)
         except PyMongoError as exc:
             raise SinkError(f"batch_id={batch_id} mongo error {type(exc).__name__}: {exc}") from exc
-        yield pd.DataFrame({"stats": [stats.to_json()]})
+        yield pa.RecordBatch.from_pydict(
+            {"stats": [stats.to_json()]}, schema=pa.schema([("stats", pa.string())])
+        )
 
 
 class PaymentClaims(MongoStore):
@@ -398,7 +400,7 @@ class MongoSink(MongoStore):
             return publish_documents(batch_df, self.settings)
         writer = PartitionWriter(self.settings)
         per_partition = functools.partial(writer.write_partition, batch_id)
-        got = batch_df.mapInPandas(per_partition, STATS_SCHEMA).collect()
+        got = batch_df.mapInArrow(per_partition, STATS_SCHEMA).collect()
         return [PartitionStats.from_json(r[0]) for r in got]
 
     def __call__(self, batch_df: Any, batch_id: int) -> None:

@@ -32,7 +32,7 @@ from pyspark.sql.avro.functions import from_avro
 from conf.settings import Settings, registry_client_conf
 from contract import avro, wire
 from contract.events import FIELD_TYPES, ITEM_FIELDS, ORDER, ORDER_FIELDS, PAYMENT_FIELDS
-from streaming.source import MALFORMED, PARSED, TopicParser, detail_of, parsed_batch
+from streaming.source import MALFORMED, PARSED, TopicParser, detail_of, for_shape, parsed_batch
 
 logger = logging.getLogger(__name__)
 SCHEMA_CHANGED = "PIPELINE_SCHEMA_CHANGED"  # in the failure of a query that must be re-planned
@@ -188,11 +188,7 @@ def parse_topic(kafka_df: DataFrame, kind: str, buckets: int, limits: dict[str, 
     )  # fmt: skip
     records = records.withColumn("decoded", decoded_column(kind, writers))
     parsed = records.mapInArrow(parser(kind, limits, writers, conf, avro.subject(topic)), PARSED)
-    return parsed.select(
-        sf.pmod(sf.xxhash64("order_id"), sf.lit(buckets)).cast("int").alias("bucket"),
-        *PARSED.fieldNames(),
-        sf.timestamp_millis("event_ts").alias("event_time"),
-    )
+    return for_shape(parsed, buckets)
 
 
 __all__ = ["SCHEMA_CHANGED", "SchemaChanged", "parse_topic", "topic_parser"]

@@ -16,7 +16,7 @@ from pyspark.sql import types as T
 from contract.events import PAYMENT, Reason
 from contract.outputs import Output, dead_letter, tally, to_json
 from contract.rules import Rules
-from streaming.source import MALFORMED
+from streaming.source import MALFORMED, SHAPE_INTEGERS
 from streaming.step import EVENT_COLUMNS, StepResult
 
 OUTPUT_SCHEMA = T.StructType(
@@ -29,7 +29,6 @@ OUTPUT_SCHEMA = T.StructType(
         T.StructField("raw_value", T.BinaryType()),
     ]
 )
-_INT_COLUMNS = frozenset({"event_ts", "amount", "kafka_ts", "partition", "offset"})
 
 
 def outputs_of(res: StepResult, watermark: int, *before: list[Output]) -> list[Output]:
@@ -54,15 +53,18 @@ def frame(outputs: list[Output]) -> pd.DataFrame:
     )
 
 
+def _ints(col: pd.Series) -> list[int]:
+    """An integer column as Python ints, exactly. A float column would already have rounded
+    every integer above 2**53: it is refused, never cast back (streaming/source.py keeps nulls,
+    which make pyarrow hand floats over, out of these columns)."""
+    if col.dtype.kind not in "iu":
+        raise TypeError(f"column {col.name!r} reached the shape as {col.dtype}, not an integer")
+    return col.tolist()
+
+
 def _event_tuples(pdf: pd.DataFrame) -> list[tuple[Any, ...]]:
-    """Valid rows as plain Python tuples in EVENT_COLUMNS order (Arrow hands nullable longs over
-    as floats; valid events have no nulls there, so they are cast back to int)."""
-    cols = []
-    for c in EVENT_COLUMNS:
-        col = pdf[c]
-        if c in _INT_COLUMNS:
-            col = col.astype("int64")
-        cols.append(col.tolist())
+    """Valid rows as plain Python tuples in EVENT_COLUMNS order."""
+    cols = [_ints(pdf[c]) if c in SHAPE_INTEGERS else pdf[c].tolist() for c in EVENT_COLUMNS]
     return list(zip(*cols, strict=True))
 
 
@@ -71,12 +73,12 @@ def _dead_letters(pdf: pd.DataFrame) -> list[Output]:
         dead_letter(topic, partition, offset, reason, raw_key, raw_value, kafka_ts)
         for topic, partition, offset, reason, raw_key, raw_value, kafka_ts in zip(
             pdf["topic"].tolist(),
-            pdf["partition"].astype("int64").tolist(),
-            pdf["offset"].astype("int64").tolist(),
+            _ints(pdf["partition"]),
+            _ints(pdf["offset"]),
             pdf["reason"].tolist(),
             pdf["raw_key"].tolist(),
             pdf["raw_value"].tolist(),
-            pdf["kafka_ts"].astype("int64").tolist(),
+            _ints(pdf["kafka_ts"]),
             strict=True,
         )
     ]

@@ -124,10 +124,28 @@ def parse_topic(kafka_df: DataFrame, kind: str, buckets: int, limits: dict[str, 
         "key", "value", "topic", "partition", "offset",
         sf.unix_millis(sf.col("timestamp")).alias("kafka_ts"),
     )  # fmt: skip
-    parsed = records.mapInArrow(parser(kind, limits), PARSED)
+    return for_shape(records.mapInArrow(parser(kind, limits), PARSED), buckets)
+
+
+# The integer columns a shape's pandas frames carry. Spark hands a shape pandas, and pyarrow turns
+# an integer column holding a null into float64, which keeps integers exactly only up to 2**53:
+# a shape's integer columns therefore never hold a null (a malformed record's are 0, and it
+# carries no event time). streaming/frames.py refuses any other dtype.
+SHAPE_INTEGERS = ("event_ts", "amount", "kafka_ts", "partition", "offset")
+
+
+def for_shape(parsed: DataFrame, buckets: int) -> DataFrame:
+    """PARSED rows -> what a shape takes: `bucket` (the state's grouping column), the PARSED
+    columns with no null in SHAPE_INTEGERS, and `event_time` (for the watermark; NULL unless a
+    valid event)."""
     return parsed.select(
         sf.pmod(sf.xxhash64("order_id"), sf.lit(buckets)).cast("int").alias("bucket"),
-        *PARSED.fieldNames(),
+        *(
+            sf.coalesce(name, sf.lit(0).cast(PARSED[name].dataType)).alias(name)
+            if name in SHAPE_INTEGERS
+            else name
+            for name in PARSED.fieldNames()
+        ),
         sf.timestamp_millis("event_ts").alias("event_time"),
     )
 

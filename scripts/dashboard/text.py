@@ -28,7 +28,13 @@ def money(by_currency: Mapping[str, int] | None) -> str:
     """Minor units (cents) per currency, e.g. `1,234.50 EUR`; several joined with ` + `."""
     if not by_currency:
         return "0"
-    return " + ".join(f"{v / 100:,.2f} {c}" for c, v in sorted(by_currency.items()))
+    return " + ".join(f"{_major(v)} {c}" for c, v in sorted(by_currency.items()))
+
+
+def _major(minor: int) -> str:
+    """Minor units as major units with two decimals, exactly (a float would round past 2**53)."""
+    major, cents = divmod(abs(minor), 100)
+    return f"{'-' if minor < 0 else ''}{major:,}.{cents:02d}"
 
 
 def amount(minor: int | None, currency: str | None) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from contract import minutely
+from contract.integers import stored_int
 from contract.rules import Status
 from scripts.dashboard.text import NONE, Card, duration_ms, money, percent, rate, utc
 from sinks.batch_stats import percentile
@@ -59,13 +60,13 @@ def _of(figures: Iterable[dict[str, Any]], metric: str, dim: str | None = None) 
 
 
 def _sum(docs: Iterable[dict[str, Any]], value: str) -> int:
-    return sum(int(d.get(value) or 0) for d in docs)
+    return sum(stored_int(d.get(value) or 0) for d in docs)
 
 
 def _by_currency(docs: Iterable[dict[str, Any]], value: str) -> dict[str, int]:
     got: Counter[str] = Counter()
     for d in docs:
-        got[d.get("currency") or "?"] += int(d.get(value) or 0)
+        got[d.get("currency") or "?"] += stored_int(d.get(value) or 0)
     return dict(got)
 
 
@@ -238,7 +239,7 @@ def revenue_frame(figures: list[dict[str, Any]]) -> pd.DataFrame:
     units)."""
     rows = [
         {"minute": f["minute"], "series": f"{name} ({f.get('currency') or '?'})",
-         "value": int(f.get("amount") or 0) / 100}
+         "value": stored_int(f.get("amount") or 0) / 100}
         for metric, name in ((minutely.ORDERS, "ordered"), (minutely.PAYMENTS, "paid"))
         for f in _of(figures, metric, minutely.ALL)
     ]  # fmt: skip
@@ -260,5 +261,5 @@ def reasons_frame(figures: list[dict[str, Any]]) -> pd.DataFrame:
     """Dead letters in the window by reason, most first."""
     counts: Counter[str] = Counter()
     for f in _of(figures, minutely.DEAD_LETTERS):
-        counts[f["dim"].split("=", 1)[1]] += int(f.get("count") or 0)
+        counts[f["dim"].split("=", 1)[1]] += stored_int(f.get("count") or 0)
     return pd.DataFrame(counts.most_common(), columns=["reason", "count"])

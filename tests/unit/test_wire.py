@@ -124,7 +124,9 @@ def test_whitespace_around_the_object_and_key_escapes_are_fine() -> None:
         ({"payment_id": "p" * 300}, "invalid_value:payment_id"),
         ({"schema_version": 1.0}, "wrong_type:schema_version"),
         ({"amount": 0}, "valid"),
-        ({"amount": 2**63 - 1}, "valid"),
+        ({"amount": 2**53 - 1}, "valid"),  # contract.events.MAX_AMOUNT
+        ({"amount": 2**53}, "out_of_range:amount"),
+        ({"amount": 2**63 - 1}, "out_of_range:amount"),
     ],
 )
 def test_numbers_and_json_types(changes: dict[str, Any], want: str) -> None:
