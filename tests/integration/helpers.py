@@ -176,6 +176,7 @@ def assert_figures_equal_truth(s: Settings, truth: dict[str, Any]) -> None:
     the minute of their Kafka timestamps, each final exactly when the truth's watermark says;
     the latency figures count every document written at least once."""
     from contract import minutely as mn
+    from contract.integers import stored_int
     from sinks.live_docs import MINUTE_INDEX, minute_index_id
 
     every = docs(s, s.mongo.minutely_collection)
@@ -200,7 +201,7 @@ def assert_figures_equal_truth(s: Settings, truth: dict[str, Any]) -> None:
     for key, (n,) in dead.items():
         expected[mn.doc_id(key)] = ({"count": n}, False)
     got = {
-        i: ({n: d[n] for n in mn.VALUES[d["metric"]]}, d["final"])
+        i: ({n: stored_int(d[n]) for n in mn.VALUES[d["metric"]]}, d["final"])
         for i, d in stored.items()
         if d["metric"] != mn.LATENCY
     }
