@@ -33,6 +33,7 @@ from confluent_kafka import Consumer, TopicPartition
 from pymongo import ASCENDING, MongoClient, UpdateOne
 
 from conf.settings import REPO_ROOT, MongoSettings, Settings, TopicSettings, load_settings
+from conf.spark_worker import SWITCH
 from producers.scenario import ScenarioConfig, generate
 from producers.topics import ensure_topics
 from sinks.batch_stats import BatchStats, percentile
@@ -367,6 +368,23 @@ def steady(
     print(json.dumps(result, indent=1))
 
 
+def compare_lean_imports(argv: list[str]) -> None:
+    """The same latency run twice, one after the other, each in a process of its own (the
+    workers take the switch from the environment their JVM started with): off, then on."""
+    args = [a for a in argv if a != "--compare-lean-imports"]
+    results = {}
+    for label, value in (("off", "0"), ("on", "1")):
+        env = {**os.environ, SWITCH: value}
+        cmd = [sys.executable, "-m", "scripts.bench_pipeline", *args]
+        run = subprocess.run(cmd, env=env, cwd=REPO_ROOT, check=True, capture_output=True)
+        out = "\n" + run.stdout.decode()
+        results[label] = json.loads(out[out.rindex("\n{") :])
+        print(json.dumps({"lean_imports": label, **results[label]}, indent=1), flush=True)
+    off, on = results["off"], results["on"]
+    print(json.dumps({k: round(on[k] / off[k], 3) for k in ("batch_seconds_median", "p50_ms",
+                      "p99_ms") if off.get(k) and on.get(k)}, indent=1))  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m scripts.bench_pipeline",
@@ -401,6 +419,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="PIPELINE_SHAPE for this run",
     )
+    p.add_argument(
+        "--compare-lean-imports",
+        action="store_true",
+        help="latency: run twice, back to back, with the workers' lean imports off, then on "
+        "(conf/spark_worker.py), and print both",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("py4j", "streaming.job"):
@@ -414,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
         throughput(base, args.events, args.shapes.split(","))
     elif args.mode == "ceiling":
         ceiling_only(base, args.database, args.events, args.docs, args.sample or None)
+    elif args.mode == "latency" and args.compare_lean_imports:
+        compare_lean_imports(argv or sys.argv[1:])
     elif args.mode == "latency":
         steady(base, args.rate, args.seconds, None, args.warmup)
     else:

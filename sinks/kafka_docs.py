@@ -30,6 +30,7 @@ from typing import Any
 from bson import json_util
 
 from conf.settings import Settings
+from conf.spark_worker import lean_imports
 from sinks.batch_stats import PartitionStats
 from sinks.documents import REFUSED, Row, Write, plan, refused_names, rows_of, whole
 
@@ -79,6 +80,7 @@ def to_records(topics: dict[str, str], batches: Iterator[Any]) -> Iterator[Any]:
     import pyarrow as pa
     from pyspark import TaskContext
 
+    lean_imports()
     started = time.monotonic()
     context = TaskContext.get()
     partition = context.partitionId() if context is not None else 0

@@ -36,6 +36,7 @@ from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
 from conf.settings import Settings
+from conf.spark_worker import lean_imports
 from contract.outputs import DEAD_LETTER, ORPHAN, OUTCOME
 from sinks import metrics
 from sinks.batch_stats import BatchStats, PartitionStats
@@ -242,6 +243,7 @@ class PartitionWriter(MongoStore):
         import pyarrow as pa
         from pyspark import TaskContext
 
+        lean_imports()
         context = TaskContext.get()
         partition = context.partitionId() if context is not None else 0
         rows = [row for batch in batches for row in rows_of(batch)]

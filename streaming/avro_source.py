@@ -30,6 +30,7 @@ from pyspark.sql import functions as sf
 from pyspark.sql.avro.functions import from_avro
 
 from conf.settings import Settings, registry_client_conf
+from conf.spark_worker import lean_imports
 from contract import avro, wire
 from contract.events import FIELD_TYPES, ITEM_FIELDS, ORDER, ORDER_FIELDS, PAYMENT_FIELDS
 from streaming.source import MALFORMED, PARSED, TopicParser, detail_of, for_shape, parsed_batch
@@ -105,6 +106,7 @@ def parser(kind: str, limits: dict[str, Any], planned: dict[int, Any],
     """The mapInArrow function of a topic: (key, value, kafka_ts, decoded, ...) -> PARSED."""
 
     def parse_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        lean_imports()
         seen: dict[int, Any] = dict(planned)
         get = None
 

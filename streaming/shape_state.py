@@ -19,6 +19,7 @@ from pyspark.sql import types as T
 from pyspark.sql.streaming.state import GroupState, GroupStateTimeout
 
 from conf.settings import Settings
+from conf.spark_worker import lean_imports
 from contract.rules import Rules
 from streaming.frames import (
     OUTPUT_SCHEMA,
@@ -39,6 +40,7 @@ def make_state_func(rules: Rules, claims: Claims | None = None):  # type: ignore
     def reconcile_bucket(
         key: tuple[Any, ...], pdfs: Iterator[pd.DataFrame], state: GroupState
     ) -> Iterator[pd.DataFrame]:
+        lean_imports()
         bucket_state = pickle.loads(state.get[0]) if state.exists else empty_state()
         watermark = state.getCurrentWatermarkMs()
         malformed, events = ([], []) if state.hasTimedOut else split_events(pdfs)

@@ -35,6 +35,7 @@ from pyspark.sql.streaming.stateful_processor import (
 )
 
 from conf.settings import Settings
+from conf.spark_worker import lean_imports
 from contract.rules import Rules
 from streaming.frames import (
     OUTPUT_SCHEMA,
@@ -76,6 +77,7 @@ class Reconciler(StatefulProcessor):
         self.claims = claims
 
     def init(self, handle: StatefulProcessorHandle) -> None:
+        lean_imports()
         self.handle = handle
         self.entries = handle.getMapState("entries", _ID, _JSON)
         self.due = handle.getMapState("due", _TS, _JSON)

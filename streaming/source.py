@@ -31,6 +31,7 @@ from pyspark.sql import types as T
 from pyspark.sql.pandas.types import to_arrow_schema
 
 from conf.settings import Settings
+from conf.spark_worker import lean_imports
 from contract import wire
 from contract.events import ORDER, PAYMENT, F
 
@@ -105,6 +106,7 @@ def parser(
     kafka_ts) into PARSED rows. Never raises for a record: a bad one becomes a MALFORMED row."""
 
     def parse_batches(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        lean_imports()
         for batch in batches:
             keys, values = batch.column("key").to_pylist(), batch.column("value").to_pylist()
             kafka_ts = batch.column("kafka_ts").to_pylist()

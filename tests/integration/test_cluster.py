@@ -223,8 +223,18 @@ from streaming.session import build_session
 packages, jars_dir = json.loads(sys.argv[1]), sys.argv[2]
 
 def where(_):
-    import sys
-    yield [sys.executable] + [importlib.import_module(p).__file__ for p in packages]
+    import sys, zipimport
+    files = [importlib.import_module(p).__file__ for p in packages]
+    from conf.spark_worker import is_spark_archive, lean_imports
+    lean_imports()  # then pyspark's per-task invalidate_caches reads no Spark archive
+    reads = []
+    original = zipimport._read_directory
+    zipimport._read_directory = lambda archive: (reads.append(archive), original(archive))[1]
+    try:
+        importlib.invalidate_caches()
+    finally:
+        zipimport._read_directory = original
+    yield [sys.executable, [r for r in reads if is_spark_archive(r)]] + files
 
 spark_settings = load_settings().spark.model_copy(update={"jars_dir": jars_dir})
 spark = build_session(spark_settings, app_name="cluster-probe")
@@ -237,7 +247,8 @@ spark.stop()
 def test_executors_run_the_venv_and_import_the_zip(on_cluster: Settings, tmp_path: Path) -> None:
     """What Dataproc relies on: the driver keeps spark-submit's master (streaming/session.py
     sets none under spark-submit), and the executors' Python is the venv's and imports every
-    shipped package from the --py-files zip, not from the checkout."""
+    shipped package from the --py-files zip, not from the checkout; after the job's
+    `lean_imports` (conf/spark_worker.py), a task reads none of Spark's archives again."""
     s = on_cluster
     probe = tmp_path / "probe.py"
     probe.write_text(PROBE)
@@ -254,8 +265,9 @@ def test_executors_run_the_venv_and_import_the_zip(on_cluster: Settings, tmp_pat
     line = next(x for x in log.read_text().splitlines() if x.startswith("PROBE "))
     result = json.loads(line.removeprefix("PROBE "))
     assert result["master"] == cluster.master_url(s)
-    for python, *files in result["found"]:
+    for python, spark_archives_read, *files in result["found"]:
         assert python == sys.executable
+        assert spark_archives_read == []
         assert len(files) == len(packages)
         assert all(f"{dist.DIST_ZIP.name}/" in f for f in files), files
 
