@@ -355,8 +355,10 @@ def test_chaos_one_of_each_fault_then_mongodb_equals_the_truth(tmp_path: Path) -
 
     The chaos run has a stack of its own (its own ports and folder), so the suite's stack is not
     touched. The MongoDB outage outlasts the sink's retry budget here (one 2 s attempt per call,
-    then Spark's four attempts per task), so the query fails and the supervisor restarts it: the
-    path a longer outage takes in production."""
+    then Spark's four attempts per task), so a batch writing during it fails the query and the
+    supervisor restarts it: the path a longer outage takes in production. Asserted is what the
+    product promises whatever the interleaving: every fault recovered, the job killed once
+    restarted once (the test forces that), and MongoDB equal to the truth."""
     report = tmp_path / "report.md"
     cmd = [
         sys.executable, "-m", "scripts.chaos", "--seed", "3", "--rate", "15",
@@ -379,7 +381,10 @@ def test_chaos_one_of_each_fault_then_mongodb_equals_the_truth(tmp_path: Path) -
     assert set(rows) == {"kill -9 broker", "stop mongodb", "kill -9 job", "kill -9 worker"}, text
     assert all(r["recovery"] != "not recovered" for r in rows.values()), text
     assert int(rows["kill -9 job"]["restarts"]) == 1, text
-    assert int(rows["stop mongodb"]["restarts"]) >= 1, text  # failed loudly, then restarted
+    # Not asserted: whether the MongoDB outage made the job restart. That depends on a batch
+    # writing while it lasts, which this run does not force (on a slow machine the producers had
+    # finished and the outage met an idle job: no write failed, nothing to restart, and MongoDB
+    # equalled the truth). test_supervise.py forces the failure-and-restart path.
     assert float(rows["stop mongodb"]["down"]) >= 20, text
     assert "lost 0, duplicated 0, wrong 0 -> EQUALS the truth" in text
     run_dir = re.search(r"^run chaos-\S+: logs in (\S+)$", done.stdout, re.M)
