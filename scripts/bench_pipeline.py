@@ -36,6 +36,7 @@ from conf.settings import REPO_ROOT, MongoSettings, Settings, TopicSettings, loa
 from conf.spark_worker import SWITCH
 from producers.scenario import ScenarioConfig, generate
 from producers.topics import ensure_topics
+from scripts.eventlog import per_batch
 from sinks.batch_stats import BatchStats, percentile
 from sinks.mongo_io import OUTCOME_INDEXES, MongoSink, PaymentClaims
 from sinks.mongo_store import CHUNK
@@ -249,6 +250,57 @@ def batch_breakdown(progress: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
+def time_budget(
+    progress: list[dict[str, Any]],
+    sink_stats: dict[int, BatchStats],
+    timeline: dict[int, dict[str, float]],
+) -> dict[str, float]:
+    """Medians over the measured batches with input: where a live micro-batch's milliseconds
+    go, in the order they are spent (Spark's progress report, the event log's stages and
+    tasks, the sink's own stats). `*_sum` figures add up over the tasks of a stage, which run
+    in parallel on the cores; the rest is wall-clock time."""
+    rows = []
+    for p in progress:
+        batch, stats = p["batchId"], sink_stats.get(p["batchId"])
+        if not p.get("numInputRows") or stats is None or batch not in timeline:
+            continue
+        d, t = p["durationMs"], timeline[batch]
+        state = (p.get("stateOperators") or [{}])[0]
+        job_ms = (
+            t.get("map_wall_ms", 0) + t.get("between_stages_ms", 0) + t.get("reduce_wall_ms", 0)
+        )
+        row = {
+            "1 offsets: latestOffset": d.get("latestOffset", 0),
+            "2 planning: queryPlanning": d.get("queryPlanning", 0),
+            "3 offsets log: walCommit": d.get("walCommit", 0),
+            "4 map stage wall (Kafka fetch, parse, shuffle write)": t.get("map_wall_ms", 0),
+            "4a map tasks": t.get("map_tasks", 0),
+            "4b map task run, sum": t.get("map_run_ms", 0),
+            "4c map task deserialize, sum": t.get("map_deserialize_ms", 0),
+            "5 between the stages": t.get("between_stages_ms", 0),
+            "6 reduce stage wall (shuffle read, state, sink writes)": t.get("reduce_wall_ms", 0),
+            "6a reduce tasks": t.get("reduce_tasks", 0),
+            "6b reduce task run, sum": t.get("reduce_run_ms", 0),
+            "6c shuffle fetch wait, sum": t.get("shuffle_fetch_wait_ms", 0),
+            "6d state operator updates, sum (allUpdatesTimeMs)": state.get("allUpdatesTimeMs", 0),
+            "6e state store commit, sum (commitTimeMs)": state.get("commitTimeMs", 0),
+            "6f sink writes and markers, sum": 1000 * sum(x.write_s for x in stats.partitions),
+            "7 driver after the job (fold, figures, batch marker)": max(
+                0.0, 1000 * stats.seconds - job_ms
+            ),
+            "7a of which per-minute figures": 1000 * stats.figures_s,
+            "8 commit log: commitOffsets": d.get("commitOffsets", 0),
+            "9 whole batch: triggerExecution": d.get("triggerExecution", 0),
+            "rows": p["numInputRows"],
+        }
+        rows.append(row)
+    if not rows:
+        return {}
+    return {k: round(statistics.median(r[k] for r in rows)) for k in rows[0]} | {
+        "batches": len(rows)
+    }
+
+
 def produced_counts(s: Settings) -> dict[str, int]:
     """Messages in each of the run's topics (end minus start offsets)."""
     c = Consumer({**s.kafka.client_config(), "group.id": "bench-counts"})
@@ -295,20 +347,28 @@ def steady(
     sample_every: float | None,
     warmup: float = 20,
     short_windows: bool = False,
+    budget: bool = False,
 ) -> None:
     name = f"bench-{uuid.uuid4().hex[:6]}"
     windows = SHORT_WINDOWS if short_windows else {}
     s = isolated(base, name, max_offsets_per_trigger=None, starting_offsets="earliest", **windows)
     ensure_topics(s, [s.topics.orders, s.topics.payments], s.topics.partitions)
-    spark = build_session(s.spark)
+    logs = REPO_ROOT / ".stack" / "bench" / f"{name}-eventlog"
+    if budget:
+        logs.mkdir(parents=True, exist_ok=True)
+    conf = {"spark.eventLog.enabled": "true", "spark.eventLog.dir": logs.as_uri(),
+            "spark.eventLog.compress": "false"} if budget else None  # fmt: skip
+    spark = build_session(s.spark, extra=conf)
     latencies: Counter[int] = Counter()
     warmup_until = time.time() + warmup
     batches: list[float] = []
+    sink_stats: dict[int, BatchStats] = {}
 
     def on_batch(stats: BatchStats) -> None:
         batches.append(stats.seconds)
         if time.time() > warmup_until:
             latencies.update(stats.latency)
+            sink_stats[stats.batch_id] = stats
 
     sink = MongoSink(s, on_batch=on_batch)
     sink.prepare()
@@ -344,6 +404,7 @@ def steady(
         print(f"producer failed with exit code {producer.returncode}", file=sys.stderr)
     time.sleep(5)
     breakdown = batch_breakdown(q.recentProgress)
+    progress = list(q.recentProgress)
     q.stop()
     spark.stop()
     produced = sum(produced_counts(s).values())
@@ -363,6 +424,11 @@ def steady(
         for q in (50, 99, 100):
             result[f"p{q}_ms"] = round(percentile(latencies, q) or 0)
     result["median_batch_ms"] = breakdown
+    if budget:
+        (log_file,) = logs.iterdir()
+        with log_file.open(encoding="utf-8") as f:
+            timeline = per_batch(f)
+        result["budget_ms"] = time_budget(progress, sink_stats, timeline)
     if samples:
         result["samples"] = samples
     print(json.dumps(result, indent=1))
@@ -420,6 +486,11 @@ def main(argv: list[str] | None = None) -> int:
         help="PIPELINE_SHAPE for this run",
     )
     p.add_argument(
+        "--budget",
+        action="store_true",
+        help="latency: also print the median batch's time budget (from Spark's event log)",
+    )
+    p.add_argument(
         "--compare-lean-imports",
         action="store_true",
         help="latency: run twice, back to back, with the workers' lean imports off, then on "
@@ -441,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.mode == "latency" and args.compare_lean_imports:
         compare_lean_imports(argv or sys.argv[1:])
     elif args.mode == "latency":
-        steady(base, args.rate, args.seconds, None, args.warmup)
+        steady(base, args.rate, args.seconds, None, args.warmup, budget=args.budget)
     else:
         steady(base, args.rate, args.minutes * 60, 30.0, short_windows=args.windows == "short")
     Path(REPO_ROOT / ".stack" / "bench").mkdir(parents=True, exist_ok=True)

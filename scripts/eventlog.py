@@ -64,6 +64,59 @@ def breakdown(lines: Iterable[str]) -> dict[str, Any]:
     return out
 
 
+BATCH_ID = "streaming.sql.batchId"  # the local property Spark sets on a micro-batch's jobs
+
+
+def per_batch(lines: Iterable[str]) -> dict[int, dict[str, float]]:
+    """Per micro-batch of a streaming query: the wall time of its map stages (Kafka read,
+    parse, shuffle write) and reduce stages (shuffle read, state operator, sink), the tasks'
+    summed run, deserialization and scheduler delay (launch after the stage was submitted),
+    the reduce side's shuffle fetch wait, and the number of tasks and jobs."""
+    stage_batch: dict[int, int] = {}
+    out: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for line in lines:
+        ev = json.loads(line)
+        kind = ev.get("Event")
+        if kind == "SparkListenerJobStart":
+            batch = (ev.get("Properties") or {}).get(BATCH_ID)
+            if batch is not None:
+                out[int(batch)]["jobs"] += 1
+                for stage in ev.get("Stage IDs", []):
+                    stage_batch[stage] = int(batch)
+        elif kind == "SparkListenerStageCompleted":
+            info = ev["Stage Info"]
+            batch = stage_batch.get(info["Stage ID"])
+            if batch is None or "Submission Time" not in info:
+                continue
+            out[batch]["stage_wall_ms"] += info["Completion Time"] - info["Submission Time"]
+        elif kind == "SparkListenerTaskEnd" and ev.get("Task Metrics"):
+            batch = stage_batch.get(ev["Stage ID"])
+            if batch is None:
+                continue
+            m, info = ev["Task Metrics"], ev["Task Info"]
+            side = "map" if _side(m).startswith("map") else "reduce"
+            b = out[batch]
+            b[f"{side}_tasks"] += 1
+            b[f"{side}_run_ms"] += m.get("Executor Run Time", 0)
+            b[f"{side}_deserialize_ms"] += m.get("Executor Deserialize Time", 0)
+            b[f"{side}_first_launch"] = min(b.get(f"{side}_first_launch") or 1e18,
+                                            info["Launch Time"])  # fmt: skip
+            b[f"{side}_last_finish"] = max(b.get(f"{side}_last_finish", 0), info["Finish Time"])
+            b["shuffle_fetch_wait_ms"] += m.get("Shuffle Read Metrics", {}).get(
+                "Fetch Wait Time", 0
+            )
+    result = {}
+    for batch, b in out.items():
+        row = {k: v for k, v in b.items() if not k.endswith(("_first_launch", "_last_finish"))}
+        for side in ("map", "reduce"):
+            if b.get(f"{side}_tasks"):
+                row[f"{side}_wall_ms"] = b[f"{side}_last_finish"] - b[f"{side}_first_launch"]
+        if b.get("map_tasks") and b.get("reduce_tasks"):
+            row["between_stages_ms"] = b["reduce_first_launch"] - b["map_last_finish"]
+        result[batch] = row
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:

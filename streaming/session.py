@@ -81,9 +81,13 @@ def session_conf(spark: SparkSettings, gcs: GcsSettings | None = None) -> dict[s
 
 
 def build_session(  # type: ignore[no-untyped-def]
-    spark: SparkSettings, app_name: str = "payments-reconciliation", gcs: GcsSettings | None = None
+    spark: SparkSettings,
+    app_name: str = "payments-reconciliation",
+    gcs: GcsSettings | None = None,
+    extra: dict[str, str] | None = None,
 ):
-    """A SparkSession for `spark.master` (ignored under spark-submit, which sets its own)."""
+    """A SparkSession for `spark.master` (ignored under spark-submit, which sets its own);
+    `extra`: more Spark settings (a benchmark's event log)."""
     from pyspark.sql import SparkSession
 
     # the Python workers must run the same interpreter as the driver (the project's venv)
@@ -93,7 +97,7 @@ def build_session(  # type: ignore[no-untyped-def]
     builder = SparkSession.builder.appName(app_name)
     if "SPARK_SUBMIT_OPTS" not in os.environ and not os.environ.get("SPARK_ENV_LOADED"):
         builder = builder.master(spark.master)
-    for key, value in session_conf(spark, gcs).items():
+    for key, value in {**session_conf(spark, gcs), **(extra or {})}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
     session.sparkContext.setLogLevel("WARN")
