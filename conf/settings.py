@@ -147,6 +147,12 @@ class SparkSettings(BaseSettings):
         "", description="SPARK_PACKAGES (e.g. on Dataproc: the Maven coordinate of the connector)"
     )
     shuffle_partitions: int = Field(2, ge=1, description="SPARK_SHUFFLE_PARTITIONS")
+    # Each task of a micro-batch costs its Python worker a set-up whatever it carries; a live
+    # batch of a few hundred records spread over every Kafka partition of both topics paid it
+    # six times on two cores. 0: half of Spark's default parallelism per topic, at least 1.
+    parse_tasks: int = Field(
+        0, ge=0, description="SPARK_PARSE_TASKS (tasks reading and parsing each topic per batch)"
+    )
     state_store: Literal["rocksdb", "hdfs"] = Field("rocksdb", description="SPARK_STATE_STORE")
     driver_memory: str = Field("2g", description="SPARK_DRIVER_MEMORY")
 

@@ -357,7 +357,8 @@ def steady(
     if budget:
         logs.mkdir(parents=True, exist_ok=True)
     conf = {"spark.eventLog.enabled": "true", "spark.eventLog.dir": logs.as_uri(),
-            "spark.eventLog.compress": "false"} if budget else None  # fmt: skip
+            "spark.eventLog.compress": "false", "spark.eventLog.rolling.enabled": "false"
+            } if budget else None  # fmt: skip
     spark = build_session(s.spark, extra=conf)
     latencies: Counter[int] = Counter()
     warmup_until = time.time() + warmup

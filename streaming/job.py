@@ -21,6 +21,7 @@ from pyspark.sql.streaming import StreamingQuery
 from conf.settings import Settings
 from streaming import shape_state, shape_tws
 from streaming.frames import Claims
+from streaming.session import CHECKPOINT_FILE_MANAGER, checkpoint_file_manager
 from streaming.source import read_events
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,11 @@ def start_query(
         .foreachBatch(sink)
         .option("checkpointLocation", s.spark.checkpoint_location)
     )
+    manager = checkpoint_file_manager(s.spark.checkpoint_location)
+    if manager is None:
+        spark.conf.unset(CHECKPOINT_FILE_MANAGER)
+    else:
+        spark.conf.set(CHECKPOINT_FILE_MANAGER, manager)
     if available_now:
         writer = writer.trigger(availableNow=True)
     else:

@@ -155,14 +155,25 @@ def for_shape(parsed: DataFrame, buckets: int) -> DataFrame:
 NEVER_LATE = dt.datetime(2200, 1, 1, tzinfo=dt.timezone.utc)  # within pandas ns range
 
 
+def parse_tasks(spark: SparkSession, s: Settings) -> int:
+    """How many tasks read and parse one topic in a batch (SPARK_PARSE_TASKS)."""
+    return s.spark.parse_tasks or max(1, spark.sparkContext.defaultParallelism // 2)
+
+
 def read_topic(spark: SparkSession, s: Settings, topic: str) -> DataFrame:
+    """A topic's Kafka records, in at most `parse_tasks` partitions per batch (a coalesce: each
+    task reads several Kafka partitions one after the other; nothing is shuffled)."""
+    return _reader(spark, s, topic).load().coalesce(parse_tasks(spark, s))
+
+
+def _reader(spark: SparkSession, s: Settings, topic: str) -> Any:
     reader = spark.readStream.format("kafka").options(**s.kafka.spark_options())
     reader = reader.option("subscribe", topic)
     reader = reader.option("startingOffsets", s.pipeline.starting_offsets)
     reader = reader.option("failOnDataLoss", str(s.pipeline.fail_on_data_loss).lower())
     if s.pipeline.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", s.pipeline.max_offsets_per_trigger)
-    return reader.load()
+    return reader
 
 
 # (Kafka rows, kind, topic) -> PARSED rows with `bucket` and `event_time`: another wire format's

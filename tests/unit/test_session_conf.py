@@ -54,3 +54,12 @@ def test_packages_instead_of_local_jars(tmp_path: Path) -> None:
 def test_missing_connector_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="run scripts/setup.sh"):
         session_conf(SparkSettings(jars_dir=str(tmp_path)))
+
+
+def test_local_checkpoints_use_the_file_system_manager_and_others_spark_default() -> None:
+    from streaming.session import LOCAL_FILE_MANAGER, checkpoint_file_manager
+
+    for local in ("/tmp/cp", "checkpoints/reconcile", "file:/tmp/cp", "file:///tmp/cp"):
+        assert checkpoint_file_manager(local) == LOCAL_FILE_MANAGER, local
+    for remote in ("gs://bucket/cp", "hdfs:///cp", "s3a://bucket/cp"):
+        assert checkpoint_file_manager(remote) is None, remote
