@@ -4,7 +4,7 @@ PY := .venv/bin/python
 SEED ?= 42
 ORDERS ?= 3000
 
-.PHONY: setup up down status logs topics run run-sasl run-gcs run-avro test unit lint bench-produce bench-pipeline bench-server clean \
+.PHONY: setup up down status logs topics run run-sasl run-gcs run-avro test unit check lint bench-produce bench-pipeline bench-server clean \
 	dist submit cluster-down dashboard bench-dashboard connect connect-down
 
 setup:
@@ -98,8 +98,19 @@ test: setup
 unit: setup
 	$(PY) -m pytest tests/unit
 
+# The inner loop, before every commit: lint, format, types, the unit tests and one end-to-end
+# truth test (every kind of dirt through Kafka -> Spark -> FerretDB, and a replayed batch), in
+# two workers. Starts the stack if it is down and leaves it up for the next round.
+CHECK_E2E := tests/integration/test_reconcile_e2e.py::test_every_kind_of_dirt_equals_the_truth_and_replay_changes_nothing
+check: up
+	.venv/bin/ruff check $(LINTED)
+	.venv/bin/ruff format --check $(LINTED)
+	.venv/bin/mypy
+	$(PY) -m pytest -n 2 -q tests/unit $(CHECK_E2E)
+
+LINTED := contract producers streaming sinks conf scripts tests
 lint:
-	.venv/bin/ruff check producers streaming sinks conf scripts tests
+	.venv/bin/ruff check $(LINTED)
 	.venv/bin/mypy
 
 bench-produce: up

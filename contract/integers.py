@@ -28,7 +28,7 @@ def storable(value: Any) -> Any:
     return value
 
 
-def stored_int(value: int | str) -> int:
+def stored_int(value: object) -> int:
     """An integer as `storable` wrote it: a BSON integer, or the decimal digits of one that
     did not fit (ASCII only, an optional minus sign)."""
     if isinstance(value, str):

@@ -97,7 +97,7 @@ def add_rows(tally: Tally, rows: Iterable[list[object]]) -> Tally:
             tally,
             (stored_int(r[0]), str(r[1]), str(r[2]), str(r[3])),
             [stored_int(v) for v in r[4:]],
-        )  # type: ignore[arg-type]
+        )
     return tally
 
 

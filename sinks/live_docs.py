@@ -82,7 +82,9 @@ def fold(
         old = stored.get(minutely.doc_id(key))
         base = _base(old, batch)
         names = minutely.VALUES[key[1]]
-        value = {n: stored_int(base.get(n, 0)) + a for n, a in zip(names, added, strict=True)}
+        value: dict[str, Any] = {
+            n: stored_int(base.get(n, 0)) + a for n, a in zip(names, added, strict=True)
+        }
         docs.append(_doc(key, value, base, batch, watermark, now_ms))
     for minute, added_hist in minute_latency.items():
         key = (minute, minutely.LATENCY, minutely.ALL, "")
