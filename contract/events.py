@@ -92,7 +92,7 @@ FIELD_TYPES: dict[str, str] = {
 # above any retail payment (card networks carry 12 digits). Above it: `out_of_range:amount`.
 # Sums of accepted amounts are exact Python integers; one that leaves BSON's int64 (more than
 # 1,024 maximal amounts in one order or one minute) is stored as its decimal digits
-# (contract/outputs.py `storable`), never wrapped or rounded.
+# (contract/integers.py `storable`), never wrapped or rounded.
 MAX_AMOUNT = 2**53 - 1
 
 
