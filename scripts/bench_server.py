@@ -35,6 +35,7 @@ from producers.scenario import ScenarioConfig, generate
 from sinks.documents import Row, Write, outcome_write
 from sinks.mongo_io import OUTCOME_INDEXES
 from sinks.mongo_store import CHUNK
+from streaming.source import ORDER_DETAIL
 from streaming.step import outcome_doc
 
 EVENTS_PER_ORDER = 2.05
@@ -57,11 +58,14 @@ def write_of(i: int, stage: str, raws: list[str]) -> Write:
     """The sink's own write for order `i` at `stage`: "new" (first outcome, an insert), "paid"
     (a payment arrived) or "final" (its window closed), built by the job's own functions."""
     oid = f"ord-{i:09d}"
-    payments = {} if stage == "new" else {f"pay-{i:09d}": [129.95, "card", T0_MS + i + 30_000]}
-    entry = [T0_MS + i, 129.95, "EUR", payments, T0_MS + i]
-    doc = to_json(outcome_doc(oid, entry, stage == "final"))
-    raw = raws[i % len(raws)] if stage == "new" else None
-    return outcome_write(Row(OUTCOME, oid, doc, raw, T0_MS + i), int(time.time() * 1000))
+    payments = {} if stage == "new" else {f"pay-{i:09d}": [12995, "card", T0_MS + i + 30_000]}
+    entry = [T0_MS + i, 12995, "EUR", payments, T0_MS + i]
+    doc = outcome_doc(oid, entry, stage == "final")
+    if stage == "new":  # the first outcome carries the order's own fields, as the job's does
+        order = json.loads(raws[i % len(raws)])
+        doc["order"] = {k: order[k] for k in ORDER_DETAIL}
+    row = Row(OUTCOME, oid, to_json(doc), T0_MS + i)
+    return outcome_write(row, int(time.time() * 1000))
 
 
 def run(
