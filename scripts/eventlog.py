@@ -68,9 +68,9 @@ BATCH_ID = "streaming.sql.batchId"  # the local property Spark sets on a micro-b
 
 
 def per_batch(lines: Iterable[str]) -> dict[int, dict[str, float]]:
-    """Per micro-batch of a streaming query: the wall time of its map stages (Kafka read,
-    parse, shuffle write) and reduce stages (shuffle read, state operator, sink), the tasks'
-    summed run, deserialization and scheduler delay (launch after the stage was submitted),
+    """Per micro-batch of a streaming query: the wall time of its map side (Kafka read, parse,
+    shuffle write: first task launched to last finished), of its reduce side (shuffle read,
+    state operator, sink) and between them; the tasks' summed run and deserialization times,
     the reduce side's shuffle fetch wait, and the number of tasks and jobs."""
     stage_batch: dict[int, int] = {}
     out: dict[int, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -83,12 +83,6 @@ def per_batch(lines: Iterable[str]) -> dict[int, dict[str, float]]:
                 out[int(batch)]["jobs"] += 1
                 for stage in ev.get("Stage IDs", []):
                     stage_batch[stage] = int(batch)
-        elif kind == "SparkListenerStageCompleted":
-            info = ev["Stage Info"]
-            batch = stage_batch.get(info["Stage ID"])
-            if batch is None or "Submission Time" not in info:
-                continue
-            out[batch]["stage_wall_ms"] += info["Completion Time"] - info["Submission Time"]
         elif kind == "SparkListenerTaskEnd" and ev.get("Task Metrics"):
             batch = stage_batch.get(ev["Stage ID"])
             if batch is None:
