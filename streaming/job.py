@@ -21,7 +21,7 @@ from pyspark.sql.streaming import StreamingQuery
 from conf.settings import Settings
 from streaming import shape_state, shape_tws
 from streaming.frames import Claims
-from streaming.session import CHECKPOINT_FILE_MANAGER, checkpoint_file_manager
+from streaming.session import CHECKPOINT_FILE_MANAGER, checkpoint_file_manager, session_setting
 from streaming.source import read_events
 
 logger = logging.getLogger(__name__)
@@ -63,16 +63,14 @@ def start_query(
         .foreachBatch(sink)
         .option("checkpointLocation", s.spark.checkpoint_location)
     )
-    manager = checkpoint_file_manager(s.spark.checkpoint_location)
-    if manager is None:
-        spark.conf.unset(CHECKPOINT_FILE_MANAGER)
-    else:
-        spark.conf.set(CHECKPOINT_FILE_MANAGER, manager)
     if available_now:
         writer = writer.trigger(availableNow=True)
     else:
         writer = writer.trigger(processingTime=f"{s.pipeline.trigger_interval_s} seconds")
-    query = writer.start()
+    with session_setting(
+        spark, CHECKPOINT_FILE_MANAGER, checkpoint_file_manager(s.spark.checkpoint_location)
+    ):
+        query = writer.start()
     logger.info(
         "query started name=%s id=%s shape=%s checkpoint=%s",
         query_name,

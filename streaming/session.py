@@ -5,9 +5,15 @@ from __future__ import annotations
 import glob
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from conf.settings import GcsSettings, SparkSettings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 ROCKSDB_PROVIDER = "org.apache.spark.sql.execution.streaming.state.RocksDBStateStoreProvider"
 HDFS_PROVIDER = "org.apache.spark.sql.execution.streaming.state.HDFSBackedStateStoreProvider"
@@ -60,6 +66,28 @@ def checkpoint_file_manager(location: str) -> str | None:
     """The checkpoint file manager for a checkpoint at `location` (None: Spark's default)."""
     scheme = location.split("://", 1)[0] if "://" in location else "file"
     return LOCAL_FILE_MANAGER if scheme == "file" else None
+
+
+@contextmanager
+def session_setting(spark: SparkSession, key: str, value: str | None) -> Iterator[None]:
+    """`key` set to `value` (None: Spark's default) while the block starts a query, and the
+    session's own value back after it. A query reads its settings when it starts (its offsets
+    and commit logs are made then, its batches run in a copy of the session taken then), so a
+    setting one query needs does not leak into the next query the same session starts (a gs://
+    checkpoint started after a local one would get the local file manager)."""
+    before = spark.conf.get(key, None)
+    _put(spark, key, value)
+    try:
+        yield
+    finally:
+        _put(spark, key, before)
+
+
+def _put(spark: SparkSession, key: str, value: str | None) -> None:
+    if value is None:
+        spark.conf.unset(key)
+    else:
+        spark.conf.set(key, value)
 
 
 def session_conf(spark: SparkSettings, gcs: GcsSettings | None = None) -> dict[str, str]:

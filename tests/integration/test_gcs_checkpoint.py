@@ -31,7 +31,12 @@ from scripts.stack import Service, stop
 from sinks.mongo_io import MongoSink, PaymentClaims
 from streaming.job import start_query
 from streaming.log_upload import build_handler, storage_client
-from streaming.session import gcs_hadoop_conf
+from streaming.session import (
+    CHECKPOINT_FILE_MANAGER,
+    LOCAL_FILE_MANAGER,
+    gcs_hadoop_conf,
+    session_setting,
+)
 from tests.integration.helpers import create_topics, docs, drain, job_env, produce
 from tests.integration.test_prometheus import free_port
 from tests.integration.test_reconcile_e2e import (
@@ -60,6 +65,28 @@ def test_gs_checkpoint_fails_at_start_with_the_connectors_error(spark) -> None:
     # without credentials: "ComputeEngineCredentials cannot find the metadata server";
     # with them: the bucket does not exist or is not ours
     assert any(w in message for w in ("Credentials", "metadata server", "404", "403")), message
+
+
+def test_a_local_checkpoints_file_manager_stays_with_its_query(spark, tmp_path: Path) -> None:
+    """The local file manager start_query sets is the started query's own: its stream keeps it,
+    the session gets its value back, and a gs:// query started next in the same session still
+    reaches Google's connector (it met Hadoop's "No FileSystem for scheme" when it leaked)."""
+    before = spark.conf.get(CHECKPOINT_FILE_MANAGER, None)
+    writer = (
+        spark.readStream.format("rate")
+        .load()
+        .writeStream.format("noop")
+        .option("checkpointLocation", str(tmp_path / "checkpoint"))
+    )
+    with session_setting(spark, CHECKPOINT_FILE_MANAGER, LOCAL_FILE_MANAGER):
+        query = writer.start()
+    try:
+        stream_conf = query._jsq.streamingQuery().sparkSessionForStream().conf()
+        assert stream_conf.get(CHECKPOINT_FILE_MANAGER) == LOCAL_FILE_MANAGER
+        assert spark.conf.get(CHECKPOINT_FILE_MANAGER, None) == before
+        test_gs_checkpoint_fails_at_start_with_the_connectors_error(spark)
+    finally:
+        query.stop()
 
 
 @pytest.fixture(scope="module")
