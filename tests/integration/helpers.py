@@ -160,7 +160,8 @@ def kafka_timestamps(s: Settings) -> dict[tuple[str, str | None, str | None], li
                 consumer.assign([TopicPartition(topic, p, low)])
                 seen = 0
                 while seen < high - low:
-                    for m in consumer.consume(500, timeout=5):
+                    # no more than are left: consume() waits its whole timeout for the rest
+                    for m in consumer.consume(min(500, high - low - seen), timeout=5):
                         if m.error():
                             continue
                         seen += 1
