@@ -93,7 +93,7 @@ connect-down:
 
 # two workers: the suite mostly waits (on Kafka, FerretDB, JVMs starting), half the CPU idle
 test: setup
-	$(PY) -m pytest -n 2 --dist loadfile --durations=40
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=40
 
 unit: setup
 	$(PY) -m pytest tests/unit

@@ -214,6 +214,8 @@ class Chaos:
             a.job_kills,
             workers,
             gap_s=a.gap_s,
+            broker_down_s=a.broker_down_s,
+            worker_down_s=a.worker_down_s,
         )
         a.orders = a.orders or plan.orders_to_outlast(faults, a.rate)
         print(
@@ -343,6 +345,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=(3.0, 15.0),
         metavar=("MIN", "MAX"),
         help="seconds between one fault's recovery and the next fault",
+    )
+    p.add_argument(
+        "--broker-down-s",
+        type=float,
+        nargs=2,
+        default=(10.0, 20.0),
+        metavar=("MIN", "MAX"),
+        help="seconds a killed broker stays down",
+    )
+    p.add_argument(
+        "--worker-down-s",
+        type=float,
+        nargs=2,
+        default=(5.0, 15.0),
+        metavar=("MIN", "MAX"),
+        help="seconds a killed Spark worker stays down",
     )
     p.add_argument("--sink-retries", type=int, default=5, help="PIPELINE_SINK_RETRIES")
     p.add_argument("--mongo-timeout-ms", type=int, default=10_000, help="MONGO_TIMEOUT_MS")

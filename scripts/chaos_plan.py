@@ -36,17 +36,19 @@ def schedule(
     worker_kills: int = 0,
     workers: int = 2,
     gap_s: tuple[float, float] = (3.0, 15.0),
+    broker_down_s: tuple[float, float] = (10.0, 20.0),
+    worker_down_s: tuple[float, float] = (5.0, 15.0),
 ) -> list[Fault]:
     """The faults in a seeded order, with seeded gaps and broker/worker downtimes: the same
     seed replays the same run."""
     rng = random.Random(seed)
     faults = (
-        [Fault(BROKER, rng.uniform(*gap_s), rng.uniform(10, 20)) for _ in range(broker_kills)]
+        [Fault(BROKER, rng.uniform(*gap_s), rng.uniform(*broker_down_s)) for _ in range(broker_kills)]
         + [Fault(MONGO, rng.uniform(*gap_s), mongo_down_s) for _ in range(mongo_outages)]
         # the gap puts a job kill at a random moment of the batches that follow the recovery
         + [Fault(JOB, rng.uniform(*gap_s), 0.0) for _ in range(job_kills)]
         + [
-            Fault(WORKER, rng.uniform(*gap_s), rng.uniform(5, 15), rng.randint(1, workers))
+            Fault(WORKER, rng.uniform(*gap_s), rng.uniform(*worker_down_s), rng.randint(1, workers))
             for _ in range(worker_kills)
         ]
     )

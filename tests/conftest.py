@@ -3,10 +3,13 @@ test process.
 
 The stack is started here if it is not up (and stopped at the end if this run started it).
 `make test` runs two pytest-xdist workers (`--dist loadfile`: each module whole on one worker,
-as its module fixtures start services on fixed ports; the Spark-cluster tests are one module,
-so their clusters never run at the same time): the first worker to need the stack starts it
-(under a file lock), and the controller stops it when both are done. Each test gets unique
+as its module fixtures start services on fixed ports): the first worker to need the stack starts
+it (under a file lock), and the controller stops it when both are done. Each test gets unique
 topic, database and checkpoint names from `unique`.
+
+The modules are handed out longest first (LONGEST_FIRST, then the rest in their own order;
+`make test` passes --no-loadscope-reorder so xdist keeps this order instead of putting the
+modules with the most tests first): a long module that started last would run alone at the end.
 """
 
 from __future__ import annotations
@@ -20,6 +23,26 @@ from typing import Any
 import pytest
 
 from conf.settings import Settings, load_settings
+
+# the integration modules that take longest (test durations on a 2-core machine), longest first
+LONGEST_FIRST = (
+    "test_reconcile_e2e.py",
+    "test_cluster.py",
+    "test_chaos.py",
+    "test_kafka_sasl.py",
+    "test_connect_path.py",
+    "test_gcs_checkpoint.py",
+    "test_avro.py",
+    "test_hostile_input.py",
+    "test_exact_values.py",
+    "test_prometheus.py",
+    "test_fuzz.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: in-module order
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,13 @@ def test_schedule_bounds() -> None:
             assert f.down_s == 30
         if f.kind == plan.WORKER:
             assert f.target in (1, 2) and 5 <= f.down_s <= 15
+    short = plan.schedule(1, broker_kills=3, worker_kills=3, gap_s=(1.0, 2.0),
+                          broker_down_s=(3.0, 5.0), worker_down_s=(2.0, 4.0))  # fmt: skip
+    for f in short:
+        if f.kind == plan.BROKER:
+            assert 3 <= f.down_s <= 5
+        if f.kind == plan.WORKER:
+            assert 2 <= f.down_s <= 4
 
 
 def test_the_scenario_outlasts_the_faults() -> None:
